@@ -1,0 +1,44 @@
+# payops — every install step lives here; `make demo` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+SANDBOX_PORT ?= 12111
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help install demo test test-nb lint bench sandbox clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install payops (editable) with its dev tools
+
+demo: install ## run the manual payout SOP end to end offline (sandbox + SQLite + local Slack/SMTP)
+	$(PY) -m payops.demo
+
+test: install ## run every test (unit, database on SQLite and PostgreSQL, notebooks via nbval, e2e)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-nb: install ## execute the runbook notebooks against the sandbox and validate them with nbval
+	$(PY) -m pytest tests/notebooks $(PYTEST_ARGS)
+
+lint: install ## ruff over the library, tests and benchmarks
+	$(VENV)/bin/ruff check lib tests bench scripts
+
+bench: install ## run the benchmarks; numbers go to bench/results/
+	$(PY) -m bench
+
+sandbox: install ## run the Stripe sandbox (demo seed) with the Slack and SMTP sinks, in the foreground
+	$(VENV)/bin/payops sandbox serve --port $(SANDBOX_PORT) --seed demo
+
+clean: ## remove the venv, local database and outputs
+	rm -rf $(VENV) var outputs .pytest_cache .ruff_cache
