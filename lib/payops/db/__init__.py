@@ -1,0 +1,158 @@
+"""The one session factory, and schema management through Alembic.
+
+``PAYOPS_DATABASE_URL`` selects the database (SQLite file under ``var/`` by default; PostgreSQL via
+psycopg 3: ``postgresql+psycopg://user@host/db``). Every command that needs the schema calls
+:func:`require_schema`, which says clearly when migrations have not been applied.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from payops.config import Settings, get_settings
+from payops.errors import ConfigError
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+_schema_ok: set[str] = set()
+
+
+def normalize_url(url: str) -> str:
+    """Accept ``postgresql://`` and ``postgres://`` and use psycopg 3 for them."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
+    cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """One engine per URL per process."""
+    url = normalize_url(url or get_settings().database_url)
+    with _engines_lock:
+        eng = _engines.get(url)
+        if eng is None:
+            parsed = make_url(url)
+            if parsed.get_backend_name() == "sqlite":
+                if parsed.database and parsed.database != ":memory:":
+                    Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                eng = create_engine(url, connect_args={"timeout": 30})
+                event.listen(eng, "connect", _sqlite_pragmas)
+            else:
+                eng = create_engine(url, pool_pre_ping=True)
+            _engines[url] = eng
+        return eng
+
+
+def dispose_engines() -> None:
+    with _engines_lock:
+        for eng in _engines.values():
+            eng.dispose()
+        _engines.clear()
+        _schema_ok.clear()
+
+
+def _alembic_config(url: str):  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_alembic_config("sqlite://"))
+    head = script.get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(url: str | None = None) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with get_engine(url).connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(url: str | None = None, revision: str = "head") -> str:
+    """Apply migrations (``payops db upgrade``). Returns the revision now in force."""
+    from alembic import command
+
+    url = normalize_url(url or get_settings().database_url)
+    eng = get_engine(url)
+    cfg = _alembic_config(url)
+    with eng.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+    _schema_ok.discard(url)
+    rev = current_revision(url)
+    return rev or ""
+
+
+def require_schema(url: str | None = None) -> Engine:
+    """The engine, after checking the migrations are applied; a clear ConfigError otherwise."""
+    url = normalize_url(url or get_settings().database_url)
+    eng = get_engine(url)
+    if url in _schema_ok:
+        return eng
+    try:
+        rev = current_revision(url)
+    except Exception as exc:
+        raise ConfigError(f"cannot reach the database {make_url(url).render_as_string(hide_password=True)}: "
+                          f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}") from exc
+    head = head_revision()
+    if rev is None:
+        raise ConfigError(
+            f"the database {make_url(url).render_as_string(hide_password=True)} has no payops schema: "
+            "run `payops db upgrade` first"
+        )
+    if rev != head:
+        raise ConfigError(
+            f"the database schema is at revision {rev}, payops needs {head}: run `payops db upgrade`"
+        )
+    _schema_ok.add(url)
+    return eng
+
+
+_sessionmakers: dict[int, sessionmaker[Session]] = {}
+
+
+@contextmanager
+def session_scope(settings: Settings | None = None, *, url: str | None = None) -> Iterator[Session]:
+    """A transaction: committed on success, rolled back (and re-raised) on any error."""
+    eng = require_schema(url or (settings or get_settings()).database_url)
+    maker = _sessionmakers.get(id(eng))
+    if maker is None:
+        maker = _sessionmakers[id(eng)] = sessionmaker(eng, expire_on_commit=False)
+    session = maker()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def table_names(url: str | None = None) -> list[str]:
+    return sorted(inspect(get_engine(url)).get_table_names())

@@ -1,0 +1,259 @@
+"""SQLAlchemy 2.0 models: the reference ledger schema plus payops' own state.
+
+Amounts are BIGINT minor units with a 3-letter currency column, everywhere. Timestamps are stored
+as timezone-aware UTC. UUIDs are stored as 36-character strings so SQLite and PostgreSQL agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Always timezone-aware UTC in Python, whatever the backend stores."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+UUID = String(36)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+# --- the reference ledger ----------------------------------------------------------------------
+class Studio(Base):
+    __tablename__ = "studios"
+    id: Mapped[str] = mapped_column(UUID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320))
+    stripe_account_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    reserve_minimum: Mapped[int] = mapped_column(BigInteger, default=0)
+    charges_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    payouts_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PayoutRun(Base):
+    __tablename__ = "payout_runs"
+    id: Mapped[str] = mapped_column(UUID, primary_key=True)
+    cycle_date: Mapped[date] = mapped_column(Date, unique=True)
+    status: Mapped[str] = mapped_column(String(16))  # running · completed · failed · partial
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    studios_scheduled: Mapped[int] = mapped_column(Integer, default=0)
+    studios_paid: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(BigInteger, default=0)
+    currency: Mapped[str | None] = mapped_column(String(3))
+
+
+class LedgerPayout(Base):
+    __tablename__ = "ledger_payouts"
+    id: Mapped[str] = mapped_column(UUID, primary_key=True)  # = ledger_payout_id
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("payout_runs.id"))
+    studio_id: Mapped[str] = mapped_column(ForeignKey("studios.id"), index=True)
+    gross: Mapped[int] = mapped_column(BigInteger)
+    fee: Mapped[int] = mapped_column(BigInteger)
+    reserve: Mapped[int] = mapped_column(BigInteger)
+    net: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    # scheduled · pending · transferred · paid · failed · manual
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    stripe_transfer_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+# --- the SOP's audit table ---------------------------------------------------------------------
+class ManualPayout(Base):
+    __tablename__ = "manual_payouts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(UUID, unique=True)
+    incident_id: Mapped[str] = mapped_column(String(64), index=True)
+    studio_id: Mapped[str] = mapped_column(UUID, index=True)
+    studio_name: Mapped[str] = mapped_column(String(200))
+    ledger_payout_id: Mapped[str] = mapped_column(UUID, unique=True)  # one manual payout per ledger payout
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    reserve_after: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    destination_account: Mapped[str] = mapped_column(String(64))
+    notes: Mapped[str | None] = mapped_column(Text)
+    stripe_transfer_id: Mapped[str] = mapped_column(String(64), unique=True)
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    stripe_request_id: Mapped[str | None] = mapped_column(String(64))
+    approver_ops_id: Mapped[str] = mapped_column(UUID)
+    approver_finance_id: Mapped[str] = mapped_column(UUID)
+    operator: Mapped[str] = mapped_column(String(64))
+    is_rehearsal: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16))  # transferred · settled · failed
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    transferred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    archive_manifest_sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+# --- the runner's own state --------------------------------------------------------------------
+class RunbookRun(Base):
+    __tablename__ = "runbook_runs"
+    id: Mapped[str] = mapped_column(UUID, primary_key=True)
+    sop: Mapped[str] = mapped_column(String(64), index=True)
+    mode: Mapped[str] = mapped_column(String(16))  # dry-run · live · rehearsal
+    status: Mapped[str] = mapped_column(String(16), index=True)  # created · running · failed · succeeded
+    params_json: Mapped[str] = mapped_column(Text)
+    params_hash: Mapped[str] = mapped_column(String(64), index=True)
+    subject_key: Mapped[str | None] = mapped_column(String(128), index=True)  # e.g. the ledger payout id
+    parent_run_id: Mapped[str | None] = mapped_column(UUID)
+    operator: Mapped[str | None] = mapped_column(String(64))
+    output_dir: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    failed_step: Mapped[str | None] = mapped_column(String(64))
+    manifest_sha256: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    detected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # who is executing the run now (host:pid) and until when; a dead or expired holder may be taken over
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RunbookStep(Base):
+    __tablename__ = "runbook_steps"
+    __table_args__ = (UniqueConstraint("run_id", "step"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runbook_runs.id"), index=True)
+    step: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # pending · running · succeeded · failed · skipped
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    notebook_path: Mapped[str | None] = mapped_column(Text)
+    result_json: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Approval(Base):
+    __tablename__ = "approvals"
+    __table_args__ = (UniqueConstraint("params_hash", "role"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runbook_runs.id"), index=True)
+    params_hash: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # ops · finance
+    approver_id: Mapped[str] = mapped_column(UUID)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class TransferIntent(Base):
+    """Write-ahead record of a money movement. One row per ledger payout: the database lock that
+    makes a second concurrent run for the same ledger payout impossible."""
+
+    __tablename__ = "transfer_intents"
+    ledger_payout_id: Mapped[str] = mapped_column(UUID, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runbook_runs.id"), index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    destination: Mapped[str] = mapped_column(String(64))
+    # intent (about to call Stripe / outcome unknown) · created · failed (Stripe said no: no money moved)
+    status: Mapped[str] = mapped_column(String(16))
+    stripe_transfer_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    stripe_request_id: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+# --- reconciliation, monitoring ----------------------------------------------------------------
+class ReconRun(Base):
+    __tablename__ = "recon_runs"
+    id: Mapped[str] = mapped_column(UUID, primary_key=True)
+    period_from: Mapped[date] = mapped_column(Date)
+    period_to: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    preparer_id: Mapped[str | None] = mapped_column(UUID)
+    approver_id: Mapped[str | None] = mapped_column(UUID)
+    signed_off_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ReconBreak(Base):
+    __tablename__ = "recon_breaks"
+    id: Mapped[str] = mapped_column(UUID, primary_key=True)
+    recon_run_id: Mapped[str] = mapped_column(ForeignKey("recon_runs.id"), index=True)
+    break_key: Mapped[str] = mapped_column(String(200), index=True)
+    category: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    first_seen: Mapped[date] = mapped_column(Date)
+    explanation: Mapped[str | None] = mapped_column(Text)
+    explained_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Credential(Base):
+    __tablename__ = "credentials"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dedupe_key: Mapped[str] = mapped_column(String(200), index=True)
+    rule: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    fired_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivery_status: Mapped[str] = mapped_column(String(16))
+
+
+Index("ix_ledger_payouts_run_studio", LedgerPayout.run_id, LedgerPayout.studio_id, unique=True)
