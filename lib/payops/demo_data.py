@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime
 PLATFORM_KEY = "sk_test_payops_platform"
 FALLBACK_KEY = "rk_test_payops_fallback"
 READONLY_KEY = "rk_test_payops_readonly"
-WEBHOOK_SECRET = "whsec_payops_sandbox_demo"
+WEBHOOK_SECRET = "whsec_payops_sandbox_demo"  # noqa: S105 — sandbox-only test secret
 RESTRICTED_KEYS: dict[str, dict[str, str]] = {
     # resource → "read" | "write" (write implies read). Anything not listed → 403.
     FALLBACK_KEY: {"transfers": "write", "balance": "read"},

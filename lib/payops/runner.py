@@ -1,0 +1,250 @@
+"""Runs a runbook's notebooks with papermill: order, resume, leases, archive.
+
+One run = one folder ``outputs/<sop>/<YYYY-MM-DD>/<run_id>/``. Steps run in order; the first
+failure stops the run with one clear line and the failed notebook's path; resuming starts at the
+first unfinished step. Each execution ends by sealing the folder into the hash chain — success or
+failure — so the archive holds every attempt.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import papermill
+from papermill.exceptions import PapermillExecutionError
+from sqlalchemy import select, update
+
+from payops import archive, runstate
+from payops.config import Settings, get_settings
+from payops.db import session_scope
+from payops.db.models import LedgerPayout, ManualPayout, RunbookRun, utcnow
+from payops.errors import ApprovalMissing, FieldProblem, ParamsInvalid, PayopsError
+from payops.faultpoints import maybe_kill
+from payops.params import ManualPayoutParams
+from payops.stripe_api import key_problems
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNBOOKS_DIR = ROOT / "runbooks"
+SOPS: dict[str, tuple[str, ...]] = {
+    "manual_payout": ("10-verify", "20-transfer", "30-audit-insert", "40-notify", "50-settle"),
+}
+# parameters a notebook takes besides its model's fields
+RUN_PARAMS: dict[str, Any] = {"run_id": None}
+STEP_PARAMS: dict[str, dict[str, Any]] = {"50-settle": {"wait_seconds": 120.0}}
+
+
+class StepFailed(PayopsError):
+    """A step notebook raised. Carries the step, the original error and the executed notebook."""
+
+    def __init__(self, run_id: str, step: str, error: str, notebook: Path, exit_code: int = 1) -> None:
+        self.run_id, self.step, self.error, self.notebook = run_id, step, error, notebook
+        self.exit_code = exit_code
+        super().__init__(f"step {step} failed: {error} — see {notebook}")
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    status: str
+    run_dir: Path
+    manifest: Path | None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)
+
+
+def notebook_path(sop: str, step: str) -> Path:
+    return RUNBOOKS_DIR / sop / f"{step}.ipynb"
+
+
+# --- preparing a run ---------------------------------------------------------------------------------
+def resolve_manual_payout(params: ManualPayoutParams, settings: Settings | None = None) -> ManualPayoutParams:
+    """Fill the currency from the ledger payout when not given (the SOP's default)."""
+    if params.currency is not None:
+        return params
+    with session_scope(settings) as s:
+        lp = s.get(LedgerPayout, params.ledger_payout_id)
+    if lp is None:
+        raise ParamsInvalid(FieldProblem(
+            "currency", f"not given and ledger payout {params.ledger_payout_id} does not exist to take it from"))
+    data = params.model_dump()
+    data["currency"] = lp.currency
+    from payops.params import validate_manual_payout
+
+    return validate_manual_payout(data)
+
+
+def mode_for(params: ManualPayoutParams) -> str:
+    if params.dry_run:
+        return "dry-run"
+    return "rehearsal" if params.is_rehearsal else "live"
+
+
+def preflight_live(params: ManualPayoutParams, settings: Settings, extra_approvals: dict[str, str] | None = None
+                   ) -> None:
+    """Before a live run is created: the key and dual approval. Raises, changing nothing."""
+    problems = key_problems(settings.stripe_fallback_secret_key, env_var="STRIPE_FALLBACK_SECRET_KEY",
+                            settings=settings, rehearsal=params.is_rehearsal, want_restricted=False)
+    if params.operator is None:
+        problems.append(FieldProblem("operator", "a live run needs --operator UUID (or PAYOPS_OPERATOR_ID)"))
+    if problems:
+        raise ParamsInvalid(problems, "live run")
+    with session_scope(settings) as s:
+        approvals = runstate.approvals_for(s, params.params_hash())
+    pending = {role: who for role, who in (extra_approvals or {}).items() if role not in approvals}
+    view = dict(approvals)
+    for role, who in pending.items():
+        view[role] = runstate.ApprovalView(role, who, "", params.params_hash(), utcnow())
+    aproblems = runstate.approval_problems(view, params.operator)
+    if aproblems:
+        raise ApprovalMissing("live run refused: " + "; ".join(str(p) for p in aproblems)
+                              + f" — parameters sha256 {params.params_hash()}")
+
+
+def prepare_run(sop: str, params: ManualPayoutParams, *, live: bool, settings: Settings | None = None,
+                parent_run_id: str | None = None, detected_at: datetime | None = None) -> RunbookRun:
+    """Create the run, its steps and its folder. Parameters must already be validated and resolved."""
+    settings = settings or get_settings()
+    if params.currency is None:
+        raise ParamsInvalid(FieldProblem("currency", "must be resolved before a run is created"))
+    params = params.model_copy(update={"dry_run": not live})
+    started = utcnow()
+    run_id = str(uuid.uuid4())
+    folder = archive.run_dir(settings.output_dir.resolve(), sop, run_id, started)
+    with session_scope(settings) as s:
+        if parent_run_id is None and live:
+            parent = s.scalar(select(RunbookRun.id).where(
+                RunbookRun.params_hash == params.params_hash(), RunbookRun.mode == "dry-run")
+                .order_by(RunbookRun.created_at.desc()).limit(1))
+            parent_run_id = parent
+        return runstate.create_run(
+            s, sop=sop, mode=mode_for(params), params=params.model_dump(mode="json"),
+            params_hash=params.params_hash(), steps=list(SOPS[sop]), subject_key=params.ledger_payout_id,
+            operator=params.operator, output_dir=str(folder), parent_run_id=parent_run_id,
+            detected_at=detected_at, run_id=run_id,
+        )
+
+
+# --- executing ------------------------------------------------------------------------------------
+def _notebook_params(run: RunbookRun, step: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    data = json.loads(run.params_json)
+    data["run_id"] = run.id
+    for k, v in STEP_PARAMS.get(step, {}).items():
+        data[k] = overrides.get(k, v)
+    return data
+
+
+def _attempt_path(folder: Path, step: str, attempt: int) -> Path:
+    return folder / (f"{step}.ipynb" if attempt <= 1 else f"{step}.attempt{attempt}.ipynb")
+
+
+def _error_line(exc: PapermillExecutionError) -> tuple[str, int]:
+    codes = {"ParamsInvalid": 2, "PreconditionFailed": 3, "ApprovalMissing": 4, "PaymentError": 5,
+             "AuditWriteError": 6, "NotificationError": 7, "SettlementTimeout": 8, "ArchiveError": 9,
+             "ConfigError": 11, "ConcurrentRun": 12}
+    return f"{exc.ename}: {exc.evalue}", codes.get(exc.ename, 1)
+
+
+def execute(run_id: str, *, settings: Settings | None = None, overrides: dict[str, Any] | None = None,
+            on_step: Callable[[str, str, float], None] | None = None, from_step: str | None = None) -> RunOutcome:
+    """Execute the run's unfinished steps in order; seal the folder at the end whatever happened."""
+    settings = settings or get_settings()
+    overrides = overrides or {}
+    with session_scope(settings) as s:
+        run = runstate.claim(s, run_id)
+        if from_step is not None:  # re-run a finished step on purpose (e.g. `payops settle`)
+            runstate.set_step(s, run_id, from_step, status="pending")
+        steps = runstate.steps_of(s, run_id)
+    folder = Path(run.output_dir or ".")
+    failure: StepFailed | None = None
+    for st in steps:
+        if st.status == "succeeded":
+            continue
+        maybe_kill(f"before:{st.step}")
+        attempt = st.attempts + 1
+        out = _attempt_path(folder, st.step, attempt)
+        with session_scope(settings) as s:
+            runstate.set_step(s, run_id, st.step, status="running", attempts=attempt, started_at=utcnow(),
+                              notebook_path=str(out), error=None)
+        if on_step:
+            on_step(st.step, "running", 0.0)
+        t0 = time.monotonic()
+        try:
+            papermill.execute_notebook(
+                str(notebook_path(run.sop, st.step)), str(out), parameters=_notebook_params(run, st.step, overrides),
+                kernel_name="python3", progress_bar=False, log_output=False, cwd=str(folder),
+            )
+        except PapermillExecutionError as exc:
+            line, code = _error_line(exc)
+            failure = StepFailed(run_id, st.step, line, out, code)
+        except Exception as exc:  # noqa: BLE001 — kernel died, notebook missing…: recorded, archived, re-raised
+            failure = StepFailed(run_id, st.step, f"{type(exc).__name__}: {exc}", out)
+        maybe_kill(f"after:{st.step}")
+        _render(out)
+        elapsed = time.monotonic() - t0
+        with session_scope(settings) as s:
+            if failure:
+                runstate.set_step(s, run_id, st.step, status="failed", error=failure.error, finished_at=utcnow())
+            else:
+                runstate.set_step(s, run_id, st.step, status="succeeded", finished_at=utcnow())
+        if on_step:
+            on_step(st.step, "failed" if failure else "succeeded", elapsed)
+        if failure:
+            break
+    status = "failed" if failure else "succeeded"
+    with session_scope(settings) as s:
+        runstate.release(s, run_id, status=status, error=failure.error if failure else None,
+                         failed_step=failure.step if failure else None)
+    manifest = seal(run_id, settings=settings)
+    outcome = outcome_of(run_id, settings=settings, manifest=manifest)
+    if failure:
+        raise failure
+    return outcome
+
+
+def _render(ipynb: Path) -> None:
+    if ipynb.exists():
+        archive.render_html(ipynb)
+
+
+def seal(run_id: str, *, settings: Settings | None = None) -> Path:
+    """Seal the run folder into the chain and remember the manifest's sha256 on the run and audit row."""
+    settings = settings or get_settings()
+    with session_scope(settings) as s:
+        run = runstate.get_run(s, run_id)
+        steps = [{"step": x.step, "status": x.status, "attempts": x.attempts, "error": x.error}
+                 for x in runstate.steps_of(s, run_id)]
+        approvals = [a.as_dict() for a in runstate.approvals_for(s, run.params_hash).values()]
+        meta = {
+            "params": json.loads(run.params_json), "params_hash": run.params_hash, "mode": run.mode,
+            "status": run.status, "approvals": approvals, "steps": steps, "operator": run.operator,
+            "parent_run_id": run.parent_run_id,
+            "started_at": run.started_at.isoformat() if run.started_at else None,
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        }
+        folder = Path(run.output_dir or ".")
+    manifest = archive.seal_run(folder, output_root=settings.output_dir.resolve(), meta=meta,
+                                extra_secrets=settings.secret_values())
+    digest = archive.sha256_file(manifest)
+    with session_scope(settings) as s:
+        s.execute(update(RunbookRun).where(RunbookRun.id == run_id).values(manifest_sha256=digest))
+        s.execute(update(ManualPayout).where(ManualPayout.run_id == run_id).values(archive_manifest_sha256=digest))
+    return manifest
+
+
+def outcome_of(run_id: str, *, settings: Settings | None = None, manifest: Path | None = None) -> RunOutcome:
+    with session_scope(settings) as s:
+        run = runstate.get_run(s, run_id)
+        steps = runstate.steps_of(s, run_id)
+        return RunOutcome(
+            run_id=run.id, status=run.status, run_dir=Path(run.output_dir or "."), manifest=manifest,
+            steps=[{"step": x.step, "status": x.status, "attempts": x.attempts, "notebook": x.notebook_path,
+                    "error": x.error} for x in steps],
+            results={x.step: json.loads(x.result_json) for x in steps if x.result_json},
+        )

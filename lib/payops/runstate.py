@@ -1,0 +1,202 @@
+"""The runner's state in the database: runs, steps, leases and approvals.
+
+A run is one execution of a runbook with one set of parameters (dry-run, live or rehearsal).
+Approvals are bound to the parameters' sha256: a changed amount voids them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from payops.db.models import Approval, RunbookRun, RunbookStep, utcnow
+from payops.errors import ApprovalMissing, ConcurrentRun, FieldProblem, ParamsInvalid, PayopsError
+from payops.params import canonical_uuid
+
+LEASE_SECONDS = 15 * 60
+ROLES = ("ops", "finance")
+
+
+def lease_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _holder_alive(owner: str | None) -> bool:
+    """A lease held by a dead process on this host is free; one on another host waits for expiry."""
+    if not owner:
+        return False
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def create_run(
+    s: Session, *, sop: str, mode: str, params: dict[str, Any], params_hash: str, steps: list[str],
+    subject_key: str | None, operator: str | None, output_dir: str, parent_run_id: str | None = None,
+    detected_at: datetime | None = None, run_id: str | None = None,
+) -> RunbookRun:
+    run = RunbookRun(
+        id=run_id or str(uuid.uuid4()), sop=sop, mode=mode, status="created",
+        params_json=json.dumps(params, sort_keys=True), params_hash=params_hash, subject_key=subject_key,
+        parent_run_id=parent_run_id, operator=operator, output_dir=output_dir,
+        detected_at=detected_at or utcnow(),
+    )
+    s.add(run)
+    s.flush()
+    for i, step in enumerate(steps):
+        s.add(RunbookStep(run_id=run.id, step=step, position=i, status="pending", attempts=0))
+    s.flush()
+    return run
+
+
+def get_run(s: Session, run_id: str) -> RunbookRun:
+    run = s.get(RunbookRun, run_id)
+    if run is None:
+        raise PayopsError(f"no run with id {run_id!r} (see `payops runs list`)")
+    return run
+
+
+def steps_of(s: Session, run_id: str) -> list[RunbookStep]:
+    return list(s.scalars(select(RunbookStep).where(RunbookStep.run_id == run_id).order_by(RunbookStep.position)))
+
+
+def claim(s: Session, run_id: str) -> RunbookRun:
+    """Take the run's lease (mark it running) or raise ConcurrentRun if a live process holds it."""
+    run = get_run(s, run_id)
+    now = utcnow()
+    me = lease_owner()
+    if run.status == "running" and run.lease_owner not in (None, me):
+        expired = run.lease_expires_at is not None and run.lease_expires_at < now
+        if not expired and _holder_alive(run.lease_owner):
+            raise ConcurrentRun(
+                f"run {run_id} is being executed by {run.lease_owner} (lease until {run.lease_expires_at:%H:%M:%S}Z)"
+            )
+    # compare-and-set on the previous holder so two claimers cannot both win
+    res = s.execute(
+        update(RunbookRun)
+        .where(RunbookRun.id == run_id, RunbookRun.lease_owner.is_(None) if run.lease_owner is None
+               else RunbookRun.lease_owner == run.lease_owner)
+        .values(status="running", lease_owner=me, lease_expires_at=now + timedelta(seconds=LEASE_SECONDS),
+                started_at=run.started_at or now, error=None, failed_step=None)
+    )
+    if res.rowcount != 1:  # type: ignore[attr-defined]
+        raise ConcurrentRun(f"run {run_id} was claimed by another process just now")
+    s.flush()
+    s.refresh(run)
+    return run
+
+
+def release(s: Session, run_id: str, *, status: str, error: str | None = None, failed_step: str | None = None) -> None:
+    s.execute(
+        update(RunbookRun).where(RunbookRun.id == run_id)
+        .values(status=status, lease_owner=None, lease_expires_at=None, error=error, failed_step=failed_step,
+                finished_at=utcnow())
+    )
+
+
+def set_step(s: Session, run_id: str, step: str, **values: Any) -> None:
+    s.execute(update(RunbookStep).where(RunbookStep.run_id == run_id, RunbookStep.step == step).values(**values))
+
+
+def step_row(s: Session, run_id: str, step: str) -> RunbookStep:
+    row = s.scalar(select(RunbookStep).where(RunbookStep.run_id == run_id, RunbookStep.step == step))
+    if row is None:
+        raise PayopsError(f"run {run_id} has no step {step!r}")
+    return row
+
+
+# --- approvals -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ApprovalView:
+    role: str
+    approver_id: str
+    run_id: str
+    params_hash: str
+    decided_at: datetime
+
+    def as_dict(self) -> dict[str, str]:
+        return {"role": self.role, "approver_id": self.approver_id, "run_id": self.run_id,
+                "params_hash": self.params_hash, "decided_at": self.decided_at.isoformat()}
+
+
+def approvals_for(s: Session, params_hash: str) -> dict[str, ApprovalView]:
+    rows = s.scalars(select(Approval).where(Approval.params_hash == params_hash))
+    return {a.role: ApprovalView(a.role, a.approver_id, a.run_id, a.params_hash, a.decided_at) for a in rows}
+
+
+def approval_problems(approvals: dict[str, ApprovalView], operator: str | None) -> list[FieldProblem]:
+    """Dual control: one ops, one finance, distinct people, neither the operator."""
+    problems: list[FieldProblem] = []
+    for role in ROLES:
+        if role not in approvals:
+            problems.append(FieldProblem(
+                f"approvals.{role}", f"no {role} approval recorded for these exact parameters "
+                f"(record one with `payops approve RUN_ID --role {role} --approver UUID`)"))
+    ops, fin = approvals.get("ops"), approvals.get("finance")
+    if ops and fin and ops.approver_id == fin.approver_id:
+        problems.append(FieldProblem("approvals", f"ops and finance approvals are both by {ops.approver_id}: "
+                                                   "two distinct people must approve"))
+    for a in (ops, fin):
+        if a and operator and a.approver_id == operator:
+            problems.append(FieldProblem(f"approvals.{a.role}", "the operator cannot approve their own payout"))
+    return problems
+
+
+def other_hash_approvals(s: Session, subject_key: str | None, params_hash: str) -> list[str]:
+    """Approvals given for a different version of the parameters for the same subject (voided)."""
+    if not subject_key:
+        return []
+    rows = s.execute(
+        select(Approval.role, Approval.params_hash).join(RunbookRun, RunbookRun.id == Approval.run_id)
+        .where(RunbookRun.subject_key == subject_key, Approval.params_hash != params_hash)
+    ).all()
+    return [f"{role} approval for parameters {h[:12]}…" for role, h in rows]
+
+
+def record_approval(s: Session, *, run_id: str, role: str, approver_id: str, note: str | None = None) -> ApprovalView:
+    """Bind an approval to the run's parameter hash. Refuses self-approval and one person in both roles."""
+    problems: list[FieldProblem] = []
+    if role not in ROLES:
+        problems.append(FieldProblem("--role", f"must be one of {', '.join(ROLES)}, got {role!r}"))
+    try:
+        approver_id = canonical_uuid(approver_id, "--approver")
+    except ValueError as exc:
+        problems.append(FieldProblem("--approver", str(exc)))
+    if problems:
+        raise ParamsInvalid(problems, "approval")
+    run = get_run(s, run_id)
+    if run.operator and run.operator == approver_id:
+        raise ParamsInvalid(FieldProblem("--approver", "the operator of this run cannot approve it"), "approval")
+    existing = approvals_for(s, run.params_hash)
+    other = existing.get("finance" if role == "ops" else "ops")
+    if other and other.approver_id == approver_id:
+        raise ParamsInvalid(FieldProblem(
+            "--approver", f"{approver_id} already approved as {other.role}; the two approvers must differ"), "approval")
+    same = existing.get(role)
+    if same:
+        if same.approver_id == approver_id:
+            return same
+        raise ApprovalMissing(f"{role} approval for these parameters was already given by {same.approver_id}")
+    row = Approval(run_id=run_id, params_hash=run.params_hash, role=role, approver_id=approver_id, note=note)
+    s.add(row)
+    try:
+        s.flush()
+    except IntegrityError:
+        raise ApprovalMissing(f"{role} approval for these parameters was recorded concurrently; re-check") from None
+    return ApprovalView(role, approver_id, run_id, run.params_hash, row.decided_at)

@@ -1,0 +1,169 @@
+"""What a runbook step notebook works with: its run, parameters, settings, database and run folder.
+
+A notebook calls ``StepContext.from_notebook(step, run_id, globals())`` once; everything else goes
+through the context. Artifacts are append-only: a re-executed step never overwrites what an earlier
+attempt wrote (the archive may already have sealed it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import stripe
+from sqlalchemy.orm import Session
+
+from payops import runstate
+from payops.config import Settings, get_settings
+from payops.db import session_scope
+from payops.db.models import RunbookRun, utcnow
+from payops.errors import PayopsError
+from payops.params import ManualPayoutParams, validate_manual_payout
+from payops.stripe_api import make_client
+
+RUN_FIELDS = ("run_id",)
+
+
+class StepResult(Protocol):
+    ok: bool
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+def json_default(o: Any) -> Any:
+    if hasattr(o, "isoformat"):
+        return o.isoformat()
+    if hasattr(o, "as_dict"):
+        return o.as_dict()
+    if isinstance(o, stripe.StripeObject):
+        return o.to_dict()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, default=json_default, ensure_ascii=False)
+
+
+@dataclass
+class StepContext:
+    step: str
+    run_id: str
+    params: ManualPayoutParams
+    settings: Settings
+    run_dir: Path
+    mode: str
+    operator: str | None
+    params_hash: str
+    detected_at: Any
+    _clients: dict[str, stripe.StripeClient] = field(default_factory=dict)
+
+    # -- construction ---------------------------------------------------------------------------
+    @classmethod
+    def from_notebook(cls, step: str, run_id: str | None, namespace: Mapping[str, Any]) -> StepContext:
+        """Build the context from a notebook's parameters. ``run_id=None`` (a person in JupyterLab)
+        creates a dry-run run for these parameters first."""
+        data = {k: namespace[k] for k in ManualPayoutParams.model_fields if k in namespace}
+        if run_id is None:
+            from payops import runner
+
+            params = runner.resolve_manual_payout(validate_manual_payout(data))
+            run_id = runner.prepare_run("manual_payout", params, live=False).id
+            print(f"created dry-run run {run_id} for these parameters")
+        return cls.load(step, run_id)
+
+    @classmethod
+    def load(cls, step: str, run_id: str, settings: Settings | None = None) -> StepContext:
+        settings = settings or get_settings()
+        with session_scope(settings) as s:
+            run = runstate.get_run(s, run_id)
+            params = validate_manual_payout(json.loads(run.params_json))
+            ctx = cls(
+                step=step, run_id=run.id, params=params, settings=settings, run_dir=Path(run.output_dir or "."),
+                mode=run.mode, operator=run.operator, params_hash=run.params_hash, detected_at=run.detected_at,
+            )
+            row = runstate.step_row(s, run_id, step)
+            if row.status != "running":  # executed outside the runner (JupyterLab, nbval)
+                runstate.set_step(s, run_id, step, status="running", attempts=row.attempts + 1, started_at=utcnow())
+        ctx.run_dir.mkdir(parents=True, exist_ok=True)
+        return ctx
+
+    # -- facts ------------------------------------------------------------------------------------
+    @property
+    def dry_run(self) -> bool:
+        return self.mode == "dry-run"
+
+    @property
+    def is_rehearsal(self) -> bool:
+        return self.params.is_rehearsal
+
+    @property
+    def idempotency_key(self) -> str:
+        """Derived, never random: a retry, a crash and a resume of this run all reuse it."""
+        return f"manual-payout:{self.params.ledger_payout_id}:{self.run_id}"
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with session_scope(self.settings) as s:
+            yield s
+
+    def run_row(self, s: Session) -> RunbookRun:
+        return runstate.get_run(s, self.run_id)
+
+    def stripe(self, purpose: str = "fallback", **kw: Any) -> stripe.StripeClient:
+        """``fallback``: the SOP's restricted key. ``platform``: STRIPE_SECRET_KEY, for read-only checks."""
+        key = f"{purpose}:{sorted(kw.items())}"
+        if key not in self._clients:
+            self._clients[key] = make_client(settings=self.settings, purpose=purpose, **kw)  # type: ignore[arg-type]
+        return self._clients[key]
+
+    def has_platform_key(self) -> bool:
+        return self.settings.stripe_secret_key is not None
+
+    # -- artifacts (append-only) --------------------------------------------------------------
+    def artifact_path(self, name: str) -> Path:
+        """A fresh path in the run folder: ``name`` or, if an earlier attempt wrote it, ``name.2`` …"""
+        path = self.run_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        n = 2
+        while path.exists():
+            path = self.run_dir / f"{Path(name).stem}.attempt{n}{Path(name).suffix}"
+            n += 1
+        return path
+
+    def write_artifact(self, name: str, content: str | dict[str, Any] | list[Any]) -> Path:
+        path = self.artifact_path(name)
+        text = content if isinstance(content, str) else dumps(content)
+        path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        return path
+
+    # -- results ------------------------------------------------------------------------------
+    def previous_result(self) -> dict[str, Any] | None:
+        with self.session() as s:
+            row = runstate.step_row(s, self.run_id, self.step)
+            return json.loads(row.result_json) if row.result_json else None
+
+    def save_progress(self, partial: dict[str, Any]) -> None:
+        """Persist part of a step's result before the step ends (e.g. one notification delivered)."""
+        with self.session() as s:
+            runstate.set_step(s, self.run_id, self.step, result_json=dumps(partial))
+
+    def record(self, result: StepResult) -> Path:
+        """Write the step's result to the run folder and the database. A failed result is recorded
+        too, then the caller raises."""
+        data = result.as_dict()
+        path = self.write_artifact(f"results/{self.step}.json", data)
+        with self.session() as s:
+            values: dict[str, Any] = {"result_json": dumps(data)}
+            if result.ok:
+                values.update(status="succeeded", finished_at=utcnow(), error=None)
+            runstate.set_step(s, self.run_id, self.step, **values)
+        return path
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise PayopsError(message)
