@@ -1,0 +1,262 @@
+"""The manual payout runbook as the CLI drives it: gather parameters, preflight, run, report.
+
+Kept apart from ``cli.py`` so the same flow serves ``payops manual-payout``, the SOP's
+``scripts/manual_payout.py`` and the demo.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.table import Table
+
+from payops import runner, runstate
+from payops.config import Settings, get_settings
+from payops.db import session_scope
+from payops.db.models import RunbookRun
+from payops.errors import FieldProblem, ParamsInvalid, PayopsError
+from payops.params import ManualPayoutParams, canonical_uuid, load_params_file, validate_manual_payout
+
+SOP = "manual_payout"
+
+
+def gather_params(flags: dict[str, Any], *, params_file: Path | None, live: bool, rehearsal: bool,
+                  send: bool) -> ManualPayoutParams:
+    data: dict[str, Any] = load_params_file(params_file) if params_file else {}
+    data.update({k: v for k, v in flags.items() if v is not None})
+    data["dry_run"] = not live
+    data["is_rehearsal"] = bool(rehearsal or data.get("is_rehearsal", False))
+    data["send_notifications"] = send
+    data.setdefault("notes", "")
+    return validate_manual_payout(data)
+
+
+def _check_approval_flags(approvals: dict[str, str], operator: str | None) -> dict[str, str]:
+    problems: list[FieldProblem] = []
+    clean: dict[str, str] = {}
+    for role, who in approvals.items():
+        flag = f"--approve-{role}"
+        try:
+            clean[role] = canonical_uuid(who, flag)
+        except ValueError as exc:
+            problems.append(FieldProblem(flag, str(exc)))
+            continue
+        if operator and clean[role] == operator:
+            problems.append(FieldProblem(flag, "the operator cannot approve their own payout"))
+    if "ops" in clean and "finance" in clean and clean["ops"] == clean["finance"]:
+        problems.append(FieldProblem("--approve-finance", "must be a different person from --approve-ops"))
+    if problems:
+        raise ParamsInvalid(problems, "approvals")
+    return clean
+
+
+@contextmanager
+def _progress(console: Console | None) -> Iterator[Any]:
+    if console is None:
+        yield None
+        return
+    status = console.status("starting…")
+    status.start()
+
+    def on_step(step: str, state: str, elapsed: float) -> None:
+        if state == "running":
+            status.update(f"running {step}…")
+        else:
+            mark = "[green]✔[/]" if state == "succeeded" else "[red]✘[/]"
+            console.print(f"  {mark} {step:<16} {elapsed:5.1f} s")
+
+    try:
+        yield on_step
+    finally:
+        status.stop()
+
+
+def run_manual_payout(
+    flags: dict[str, Any], *, params_file: Path | None = None, live: bool = False, rehearsal: bool = False,
+    send: bool = True, approvals: dict[str, str] | None = None, detected_at: datetime | None = None,
+    wait_seconds: float = 120.0, console: Console | None = None, settings: Settings | None = None,
+) -> runner.RunOutcome:
+    """Validate everything that can be validated before any write, then create and execute the run."""
+    settings = settings or get_settings()
+    params = gather_params(flags, params_file=params_file, live=live, rehearsal=rehearsal, send=send)
+    approvals = _check_approval_flags(approvals or {}, params.operator)
+    params = runner.resolve_manual_payout(params, settings)
+    if live:
+        runner.preflight_live(params, settings, extra_approvals=approvals)
+    run = runner.prepare_run(SOP, params, live=live, settings=settings, detected_at=detected_at)
+    if approvals:
+        with session_scope(settings) as s:
+            for role, who in approvals.items():
+                runstate.record_approval(s, run_id=run.id, role=role, approver_id=who, note="recorded by flag")
+    if console:
+        console.print(f"[bold]{'LIVE' if live else 'DRY RUN'}[/] manual payout · run [cyan]{run.id}[/] · "
+                      f"params sha256 {run.params_hash}")
+    return _execute(run.id, settings, wait_seconds, console)
+
+
+def _execute(run_id: str, settings: Settings, wait_seconds: float, console: Console | None,
+             from_step: str | None = None) -> runner.RunOutcome:
+    with _progress(console) as on_step:
+        try:
+            outcome = runner.execute(run_id, settings=settings, overrides={"wait_seconds": wait_seconds},
+                                     on_step=on_step, from_step=from_step)
+        except PayopsError:
+            if console:
+                report(runner.outcome_of(run_id, settings=settings), console)
+            raise
+    if console:
+        report(outcome, console)
+    return outcome
+
+
+def report(outcome: runner.RunOutcome, console: Console) -> None:
+    """What the old script printed (payload, metadata, SQL), then where the archived run lives."""
+    res = outcome.results
+    tr = res.get("20-transfer")
+    if tr:
+        console.rule("Stripe transfer request")
+        console.print(f"Idempotency-Key: {tr['idempotency_key']}")
+        console.print(Syntax(json.dumps(tr["payload"], indent=2, ensure_ascii=False), "json", word_wrap=True))
+        if tr.get("transfer_id"):
+            console.print(f"transfer [bold]{tr['transfer_id']}[/] ({tr['status']}), request {tr.get('request_id')}")
+    audit = res.get("30-audit-insert")
+    if audit:
+        console.rule("Audit insert (manual_payouts)" + (" — DRY RUN, not executed" if audit["dry_run"] else ""))
+        console.print(Syntax(audit["sql"], "sql", word_wrap=True))
+    note = res.get("40-notify")
+    if note:
+        console.rule("Notifications")
+        console.print(f"Slack: {note['slack_text'].splitlines()[0] if note['slack_text'] else ''}")
+        console.print(f"Email: {note['email_to']} — {note['email_subject']}")
+        for ch, d in (note.get("deliveries") or {}).items():
+            console.print(f"  delivered {ch}: {d.get('status')} {d.get('detail')}")
+    st = res.get("50-settle")
+    if st and st.get("status") != "skipped":
+        console.rule("Settlement")
+        console.print(f"payout {st.get('payout_id')} {st.get('payout_status')} · minutes to paid "
+                      f"{st.get('minutes_to_paid') and round(st['minutes_to_paid'], 1)} · within SLA "
+                      f"{st.get('within_sla')}")
+    console.rule()
+    console.print(f"run {outcome.run_id}: [bold]{outcome.status}[/]")
+    console.print(f"archive: {outcome.run_dir}")
+    with session_scope() as s:
+        run = runstate.get_run(s, outcome.run_id)
+        mode, phash = run.mode, run.params_hash
+    if outcome.status == "succeeded" and mode == "dry-run":
+        console.print("\nNext: each approver reviews and records their approval, then the operator goes live:")
+        console.print(f"  payops approve {outcome.run_id} --role ops --approver <OPS_UUID>")
+        console.print(f"  payops approve {outcome.run_id} --role finance --approver <FINANCE_UUID>")
+        console.print(f"  payops runs resume {outcome.run_id} --live")
+        console.print(f"(approvals are bound to params sha256 {phash})")
+
+
+def outcome_dict(outcome: runner.RunOutcome) -> dict[str, Any]:
+    return {"run_id": outcome.run_id, "status": outcome.status, "run_dir": str(outcome.run_dir),
+            "manifest": str(outcome.manifest) if outcome.manifest else None, "steps": outcome.steps,
+            "results": outcome.results}
+
+
+def approve(run_id: str, *, role: str, approver: str, note: str | None, console: Console) -> None:
+    with session_scope() as s:
+        run = runstate.get_run(s, run_id)
+        params = json.loads(run.params_json)
+    business = {k: v for k, v in params.items() if k not in ("dry_run", "send_notifications")}
+    console.rule(f"You are approving run {run_id} as {role}")
+    console.print(Syntax(json.dumps(business, indent=2, ensure_ascii=False), "json", word_wrap=True))
+    console.print(f"parameters sha256 {run.params_hash}")
+    with session_scope() as s:
+        view = runstate.record_approval(s, run_id=run_id, role=role, approver_id=approver, note=note)
+        have = runstate.approvals_for(s, run.params_hash)
+    console.print(f"[green]✔[/] {view.role} approval by {view.approver_id} recorded at "
+                  f"{view.decided_at:%Y-%m-%d %H:%M:%S}Z")
+    missing = [r for r in runstate.ROLES if r not in have]
+    console.print("still needed: " + ", ".join(missing) if missing else
+                  f"both approvals present: `payops runs resume {run_id} --live`")
+
+
+def resume(run_id: str, *, live: bool, wait_seconds: float, console: Console | None,
+           settings: Settings | None = None) -> runner.RunOutcome:
+    settings = settings or get_settings()
+    with session_scope(settings) as s:
+        run = runstate.get_run(s, run_id)
+        mode, status, params_json = run.mode, run.status, run.params_json
+    if mode == "dry-run" and live:
+        params = validate_manual_payout(json.loads(params_json) | {"dry_run": False})
+        runner.preflight_live(params, settings)
+        new = runner.prepare_run(SOP, params, live=True, settings=settings, parent_run_id=run_id)
+        if console:
+            console.print(f"[bold]LIVE[/] run [cyan]{new.id}[/] from approved dry run {run_id}")
+        return _execute(new.id, settings, wait_seconds, console)
+    if status == "succeeded":
+        raise PayopsError(f"run {run_id} already succeeded; nothing to resume"
+                          + (" (add --live to start the live run)" if mode == "dry-run" else ""))
+    return _execute(run_id, settings, wait_seconds, console)
+
+
+def settle(run_id: str, *, wait_seconds: float, console: Console | None) -> runner.RunOutcome:
+    settings = get_settings()
+    with session_scope(settings) as s:
+        run = runstate.get_run(s, run_id)
+        step = runstate.step_row(s, run_id, "50-settle")
+        if run.mode == "dry-run":
+            raise PayopsError(f"run {run_id} is a dry run: there is no transfer to settle")
+        result = json.loads(step.result_json) if step.result_json else {}
+    if step.status == "succeeded" and result.get("status") == "paid":
+        if console:
+            console.print(f"run {run_id} already settled: payout {result.get('payout_id')} paid")
+        return runner.outcome_of(run_id, settings=settings)
+    return _execute(run_id, settings, wait_seconds, console, from_step="50-settle" if step.status == "succeeded"
+                    else None)
+
+
+def _run_summary(r: RunbookRun) -> dict[str, Any]:
+    return {"id": r.id, "sop": r.sop, "mode": r.mode, "status": r.status, "created_at": r.created_at,
+            "finished_at": r.finished_at, "failed_step": r.failed_step, "params_hash": r.params_hash,
+            "parent_run_id": r.parent_run_id, "output_dir": r.output_dir, "manifest_sha256": r.manifest_sha256}
+
+
+def list_runs(*, sop: str | None, limit: int) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    with session_scope() as s:
+        q = select(RunbookRun).order_by(RunbookRun.created_at.desc()).limit(limit)
+        if sop:
+            q = q.where(RunbookRun.sop == sop)
+        return [_run_summary(r) for r in s.scalars(q)]
+
+
+def show_run(run_id: str) -> dict[str, Any]:
+    with session_scope() as s:
+        run = runstate.get_run(s, run_id)
+        info = _run_summary(run) | {
+            "params": json.loads(run.params_json), "operator": run.operator, "error": run.error,
+            "detected_at": run.detected_at, "started_at": run.started_at,
+            "steps": [{"step": x.step, "status": x.status, "attempts": x.attempts, "notebook": x.notebook_path,
+                       "error": x.error, "finished_at": x.finished_at} for x in runstate.steps_of(s, run_id)],
+            "approvals": [a.as_dict() for a in runstate.approvals_for(s, run.params_hash).values()],
+        }
+    return info
+
+
+def print_run(info: dict[str, Any], console: Console) -> None:
+    console.print(f"[bold]{info['id']}[/] {info['sop']} · {info['mode']} · [bold]{info['status']}[/]")
+    console.print(f"params sha256 {info['params_hash']} · operator {info['operator']}")
+    console.print(f"archive {info['output_dir']}")
+    if info["error"]:
+        console.print(f"[red]{info['error']}[/]")
+    t = Table("step", "status", "attempts", "notebook")
+    for st in info["steps"]:
+        t.add_row(st["step"], st["status"], str(st["attempts"]), st["notebook"] or "")
+    console.print(t)
+    a = Table("role", "approver", "decided (UTC)", "approved on run")
+    for ap in info["approvals"]:
+        a.add_row(ap["role"], ap["approver_id"], ap["decided_at"][:19], ap["run_id"])
+    console.print(a)
+    console.print_json(json.dumps(info["params"]))

@@ -1,0 +1,147 @@
+"""Shared fixtures: databases (SQLite and the real PostgreSQL), the Stripe sandbox, Slack/SMTP sinks.
+
+Under ``CI=true`` an unreachable PostgreSQL is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from payops import db
+from payops.config import Settings, get_settings
+
+PG_ADMIN_URL = os.environ.get("PAYOPS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+OPERATOR = "aaaaaaaa-0000-4000-8000-000000000001"
+OPS_APPROVER = "bbbbbbbb-0000-4000-8000-000000000002"
+FINANCE_APPROVER = "cccccccc-0000-4000-8000-000000000003"
+
+
+def _pg_problem() -> str | None:
+    try:
+        eng = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with eng.connect() as conn:
+            conn.execute(text("select 1"))
+        eng.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001 — becomes a skip or, under CI, a failure
+        return f"{type(exc).__name__}: {exc}"
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> str:
+    problem = _pg_problem()
+    if problem:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is unreachable under CI=true: {problem}")
+        pytest.skip(f"PostgreSQL unreachable: {problem}")
+    return PG_ADMIN_URL
+
+
+def _fresh_pg_database(admin_url: str) -> tuple[str, str]:
+    name = f"payops_t_{uuid.uuid4().hex[:12]}"
+    eng = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with eng.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    eng.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False), name
+
+
+def _drop_pg_database(admin_url: str, name: str) -> None:
+    eng = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with eng.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    eng.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a SQLite file, or a fresh database on the real PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'payops.db'}"
+        db.dispose_engines()
+        return
+    admin = request.getfixturevalue("pg_admin")
+    url, name = _fresh_pg_database(admin)
+    try:
+        yield url
+    finally:
+        db.dispose_engines()
+        _drop_pg_database(admin, name)
+
+
+@pytest.fixture()
+def migrated_db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``db_url`` with the migrations applied and ``PAYOPS_DATABASE_URL`` pointing at it."""
+    monkeypatch.setenv("PAYOPS_DATABASE_URL", db_url)
+    get_settings(fresh=True)
+    db.upgrade(db_url)
+    return db_url
+
+
+# --- sandbox and sinks ---------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def stripe_sandbox():  # type: ignore[no-untyped-def]
+    from payops.sandbox.testing import start_sandbox
+
+    sb = start_sandbox(seed="demo", rate_limit=0)
+    yield sb
+    sb.stop()
+
+
+@pytest.fixture(scope="session")
+def local_sinks():  # type: ignore[no-untyped-def]
+    from payops.sandbox.sinks import start_sinks
+
+    s = start_sinks(http_port=0, smtp_port=0)
+    yield s
+    s.stop()
+
+
+@dataclass
+class PayopsEnv:
+    settings: Settings
+    sandbox: object
+    sinks: object
+    output_dir: Path
+    db_url: str
+
+
+@pytest.fixture()
+def payops_env(migrated_db: str, stripe_sandbox, local_sinks, tmp_path: Path,  # type: ignore[no-untyped-def]
+               monkeypatch: pytest.MonkeyPatch) -> Iterator[PayopsEnv]:
+    """A seeded world: sandbox (demo seed, reset), ledger seeded, sinks emptied, env pointing at all."""
+    from payops.db.seed import seed_ledger
+
+    stripe_sandbox.reset("demo")
+    stripe_sandbox.clear_faults()
+    local_sinks.clear()
+    out = tmp_path / "outputs"
+    env = {
+        "PAYOPS_STRIPE_API_BASE": stripe_sandbox.url,
+        "STRIPE_FALLBACK_SECRET_KEY": "rk_test_payops_fallback",
+        "STRIPE_SECRET_KEY": "sk_test_payops_platform",
+        "PAYOPS_OUTPUT_DIR": str(out),
+        "PAYOPS_SLACK_WEBHOOK_URL": local_sinks.slack_webhook_url,
+        "PAYOPS_SMTP_HOST": local_sinks.smtp_host,
+        "PAYOPS_SMTP_PORT": str(local_sinks.smtp_port),
+        "PAYOPS_ENVIRONMENT": "test",
+        "PAYOPS_OPERATOR_ID": OPERATOR,
+        "PAYOPS_STRIPE_MAX_RETRIES": "3",
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("PAYOPS_FAULT_KILL_AT", raising=False)
+    settings = get_settings(fresh=True)
+    seed_ledger(settings)
+    yield PayopsEnv(settings, stripe_sandbox, local_sinks, out, migrated_db)
+    get_settings(fresh=True)
