@@ -1,0 +1,111 @@
+"""``make demo``: the manual payout SOP end to end, offline.
+
+Starts the Stripe sandbox and the local Slack/SMTP sinks in this process, uses an embedded SQLite
+database (``var/demo.db``, recreated each time), seeds both sides, then runs the SOP exactly as ops
+would: a dry run, two approvals, the live run. Shows the transfer in Stripe, the audit row, the
+delivered messages and the archive, and verifies the archive's hash chain.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from payops import demo_data
+
+OPERATOR = "aaaaaaaa-0000-4000-8000-000000000001"
+OPS_APPROVER = "bbbbbbbb-0000-4000-8000-000000000002"
+FINANCE_APPROVER = "cccccccc-0000-4000-8000-000000000003"
+SOP_FLAGS = {
+    "studio_id": demo_data.STUDIO_A.studio_id, "studio_name": demo_data.STUDIO_A.name,
+    "ledger_payout_id": demo_data.REHEARSAL_LEDGER_PAYOUT_ID, "incident_id": "INC-DEMO-001",
+    "amount": "875.50", "reserve_after": "120.00", "reason": "automated payout failed (cycle 2026-11-15)",
+    "destination_account": demo_data.STUDIO_A.account_id, "notes": "payops demo", "operator": OPERATOR,
+}
+
+
+def main() -> None:
+    console = Console(highlight=False)
+    from payops.sandbox.sinks import start_sinks
+    from payops.sandbox.testing import start_sandbox
+
+    var = Path("var")
+    var.mkdir(exist_ok=True)
+    db_file = var / "demo.db"
+    for p in (db_file, var / "demo.db-wal", var / "demo.db-shm"):
+        p.unlink(missing_ok=True)
+    console.print(Panel.fit("payops demo — manual payout fallback SOP, offline (Stripe sandbox + SQLite)"))
+    sb = start_sandbox(seed="demo", rate_limit=0)
+    sinks = start_sinks(http_port=0, smtp_port=0)
+    try:
+        os.environ.update({
+            "PAYOPS_STRIPE_API_BASE": sb.url,
+            "STRIPE_FALLBACK_SECRET_KEY": demo_data.FALLBACK_KEY,
+            "STRIPE_SECRET_KEY": demo_data.PLATFORM_KEY,
+            "PAYOPS_DATABASE_URL": f"sqlite:///{db_file.resolve()}",
+            "PAYOPS_OUTPUT_DIR": os.environ.get("PAYOPS_OUTPUT_DIR", "outputs"),
+            "PAYOPS_SLACK_WEBHOOK_URL": sinks.slack_webhook_url,
+            "PAYOPS_SMTP_HOST": sinks.smtp_host,
+            "PAYOPS_SMTP_PORT": str(sinks.smtp_port),
+            "PAYOPS_ENVIRONMENT": "test",
+        })
+        from payops import db, manual
+        from payops.archive import verify_archive
+        from payops.config import get_settings
+        from payops.db.seed import seed_ledger
+
+        settings = get_settings(fresh=True)
+        console.print(f"Stripe sandbox {sb.url} · Slack/SMTP sinks {sinks.inbox_url} · database {db_file}")
+        db.upgrade()
+        seeded = seed_ledger(settings)
+        console.print(f"seeded {seeded.studios} studios, {seeded.payout_runs} payout runs, "
+                      f"{seeded.ledger_payouts} ledger payouts (cycle 2026-11-15 failed: 875.50 CAD unpaid)\n")
+
+        console.rule("[bold]1. Dry run")
+        dry = manual.run_manual_payout(SOP_FLAGS, console=console, settings=settings)
+
+        console.rule("[bold]2. Approvals (ops, then finance)")
+        manual.approve(dry.run_id, role="ops", approver=OPS_APPROVER, note="demo", console=console)
+        manual.approve(dry.run_id, role="finance", approver=FINANCE_APPROVER, note="demo", console=console)
+
+        console.rule("[bold]3. Live run")
+        live = manual.resume(dry.run_id, live=True, wait_seconds=60, console=console, settings=settings)
+
+        console.rule("[bold]4. What happened")
+        tr_id = live.results["20-transfer"]["transfer_id"]
+        tr = sb.client().v1.transfers.retrieve(tr_id)
+        group = sb.client().v1.transfers.list({"transfer_group": demo_data.REHEARSAL_LEDGER_PAYOUT_ID})
+        t = Table("in Stripe", "value")
+        t.add_row("transfer", f"{tr.id} · {tr.amount} {tr.currency.upper()} (minor units) → {tr.destination}")
+        t.add_row("transfers for this ledger payout", str(len(group.data)))
+        t.add_row("metadata.run_id", tr.metadata["run_id"])
+        console.print(t)
+        row = live.results["30-audit-insert"]["row"]
+        a = Table("manual_payouts", "value")
+        for k in ("id", "incident_id", "studio_name", "amount", "currency", "stripe_transfer_id", "approver_ops_id",
+                  "approver_finance_id", "operator", "is_rehearsal", "status"):
+            a.add_row(k, str(row.get(k)))
+        console.print(a)
+        for m in sinks.slack_messages():
+            console.print(Panel(m["json"]["text"], title="Slack #payments-alerts (delivered)"))
+        for e in sinks.emails():
+            console.print(Panel(e["text"][:900], title=f"Email to {', '.join(e['rcpt_tos'])}: {e['subject']}"))
+        report = verify_archive(settings.output_dir)
+        console.print(f"archive: {live.run_dir}")
+        console.print(("[green]✓ archive verifies[/]" if report.ok else f"[red]✗ {report.first_problem}[/]")
+                      + f" — {report.runs_checked} run(s), {report.files_checked} file(s) in the chain")
+        console.print(json.dumps({"dry_run": dry.run_id, "live_run": live.run_id, "transfer": tr_id}))
+        if not report.ok:
+            raise SystemExit(1)
+    finally:
+        sinks.stop()
+        sb.stop()
+
+
+if __name__ == "__main__":
+    main()
