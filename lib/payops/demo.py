@@ -85,10 +85,18 @@ def main() -> None:
         t.add_row("transfers for this ledger payout", str(len(group.data)))
         t.add_row("metadata.run_id", tr.metadata["run_id"])
         console.print(t)
-        row = live.results["30-audit-insert"]["row"]
-        a = Table("manual_payouts", "value")
+        from sqlalchemy import select
+
+        from payops.db.models import ManualPayout
+
+        with db.session_scope() as s:
+            mp = s.scalar(select(ManualPayout).where(ManualPayout.run_id == live.run_id))
+            row = {c: getattr(mp, c) for c in ("id", "incident_id", "studio_name", "amount", "currency",
+                                               "stripe_transfer_id", "approver_ops_id", "approver_finance_id",
+                                               "operator", "is_rehearsal", "status", "settled_at")}
+        a = Table("manual_payouts (read from the database)", "value")
         for k in ("id", "incident_id", "studio_name", "amount", "currency", "stripe_transfer_id", "approver_ops_id",
-                  "approver_finance_id", "operator", "is_rehearsal", "status"):
+                  "approver_finance_id", "operator", "is_rehearsal", "status", "settled_at"):
             a.add_row(k, str(row.get(k)))
         console.print(a)
         for m in sinks.slack_messages():

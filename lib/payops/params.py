@@ -75,6 +75,7 @@ class ManualPayoutParams(BaseModel):
     currency: str | None = None
     dry_run: bool = True
     is_rehearsal: bool = False
+    send_notifications: bool = True
     operator: str | None = None
 
     @field_validator("studio_id", "ledger_payout_id")
@@ -184,7 +185,7 @@ class ManualPayoutParams(BaseModel):
 
     def business_dict(self) -> dict[str, Any]:
         """What the approvers approve: everything but the dry-run switch."""
-        return self.model_dump(mode="json", exclude={"dry_run"})
+        return self.model_dump(mode="json", exclude={"dry_run", "send_notifications"})
 
     def params_hash(self) -> str:
         """sha256 of the canonical business parameters: a changed amount voids every approval."""
@@ -229,4 +230,4 @@ def load_params_file(path: Path) -> dict[str, Any]:
     for k, v in data.items():
         if isinstance(v, float):
             raise ParamsInvalid(FieldProblem(str(k), f"{v!r} in {path} is a float: quote amounts, e.g. '875.50'"))
-    return {k.replace("-", "_"): v for k, v in data.items()}
+    return {str(k).replace("-", "_"): v for k, v in data.items()}

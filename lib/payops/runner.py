@@ -179,6 +179,7 @@ def execute(run_id: str, *, settings: Settings | None = None, overrides: dict[st
             papermill.execute_notebook(
                 str(notebook_path(run.sop, st.step)), str(out), parameters=_notebook_params(run, st.step, overrides),
                 kernel_name="python3", progress_bar=False, log_output=False, cwd=str(folder),
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no loopback-TCP banner in ops' terminal
             )
         except PapermillExecutionError as exc:
             line, code = _error_line(exc)

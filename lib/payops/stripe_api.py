@@ -113,12 +113,12 @@ def to_payment_error(exc: stripe.StripeError) -> PaymentError:
     )
 
 
-def is_transient(exc: BaseException) -> bool:
+def is_transient(exc: stripe.StripeError) -> bool:
     """Errors after which the same request (same idempotency key) may be sent again."""
     if isinstance(exc, stripe.RateLimitError | stripe.APIConnectionError):
         return True
-    if isinstance(exc, stripe.IdempotencyError) and exc.http_status == 409:
-        return True  # the same key is still in flight
+    if exc.http_status == 409:
+        return True  # the same idempotency key is still in flight (idempotency_key_in_use)
     return isinstance(exc, stripe.APIError) and (exc.http_status or 0) >= 500
 
 
