@@ -258,3 +258,7 @@ def manual_payout_main(argv: list[str] | None = None) -> None:
     """The SOP's ``scripts/manual_payout.py`` command line, unchanged."""
     sys.argv = ["payops manual-payout", *(sys.argv[1:] if argv is None else argv)]
     typer.main.get_command(app).main(args=["manual-payout", *sys.argv[1:]], prog_name="manual_payout.py")
+
+
+if __name__ == "__main__":
+    main()

@@ -227,6 +227,13 @@ def load_params_file(path: Path) -> dict[str, Any]:
         raise ParamsInvalid(FieldProblem("--params-file", f"{path}: {exc}")) from None
     if not isinstance(data, dict):
         raise ParamsInvalid(FieldProblem("--params-file", f"{path}: expected a mapping of parameter names"))
+    for k in ("amount", "reserve_after", "reserve-after"):
+        v = data.get(k)
+        if v is not None and not isinstance(v, str):
+            # YAML reads 875.50 as a float and 010 / 0x10 / 1:30 / 1_000 as *different* integers
+            kind = type(v).__name__
+            raise ParamsInvalid(FieldProblem(
+                k.replace("-", "_"), f"{v!r} in {path} was read as a {kind}: quote amounts, e.g. {k}: '875.50'"))
     for k, v in data.items():
         if isinstance(v, float):
             raise ParamsInvalid(FieldProblem(str(k), f"{v!r} in {path} is a float: quote amounts, e.g. '875.50'"))

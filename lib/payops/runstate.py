@@ -85,7 +85,8 @@ def claim(s: Session, run_id: str) -> RunbookRun:
         expired = run.lease_expires_at is not None and run.lease_expires_at < now
         if not expired and _holder_alive(run.lease_owner):
             raise ConcurrentRun(
-                f"run {run_id} is being executed by {run.lease_owner} (lease until {run.lease_expires_at:%H:%M:%S}Z)"
+                f"run {run_id} is being executed by {run.lease_owner}"
+                + (f" (lease until {run.lease_expires_at:%H:%M:%S}Z)" if run.lease_expires_at else "")
             )
     # compare-and-set on the previous holder so two claimers cannot both win
     res = s.execute(

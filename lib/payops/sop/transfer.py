@@ -129,7 +129,7 @@ def _find_existing(ctx: StepContext) -> stripe.Transfer | None:
     page = with_backoff(lambda: client.v1.transfers.list(
         {"transfer_group": ctx.params.ledger_payout_id, "limit": 100}))
     for t in page.auto_paging_iter():
-        if (t.metadata or {}).get("run_id") == ctx.run_id:
+        if (t.metadata.to_dict() if t.metadata else {}).get("run_id") == ctx.run_id:
             return t
     return None
 

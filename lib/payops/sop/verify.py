@@ -156,7 +156,7 @@ def run(ctx: StepContext) -> VerifyResult:
     if not kp:
         try:
             transfers = _stripe_transfers_for(ctx, p.ledger_payout_id)
-            foreign = [t for t in transfers if (t.metadata or {}).get("run_id") != ctx.run_id]
+            foreign = [t for t in transfers if (t.metadata.to_dict() if t.metadata else {}).get("run_id") != ctx.run_id]
             res.add("no transfer in Stripe for this ledger payout", not foreign,
                     "none with transfer_group " + p.ledger_payout_id if not foreign else
                     "found " + ", ".join(f"{t.id} ({Money.from_stripe(t.amount, t.currency)})" for t in foreign))

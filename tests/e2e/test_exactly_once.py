@@ -1,0 +1,115 @@
+"""No path creates a second transfer for the same ledger payout: crashes at every step boundary and
+around the Stripe call (SIGKILL, no cleanup), lost responses, 429/500 retries, concurrent runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from e2e_helpers import (
+    FIN,
+    OPS,
+    SOP_ARGS,
+    approved_dry_run,
+    cli,
+    cli_subprocess,
+    counts,
+    latest_run,
+    popen_cli,
+    sandbox_requests,
+    stripe_transfers,
+)
+
+from payops.archive import verify_archive
+
+pytestmark = [pytest.mark.e2e, pytest.mark.db, pytest.mark.slow]
+
+LIVE_ARGS = ["manual-payout", *SOP_ARGS, "--live", "--approve-ops", OPS, "--approve-finance", FIN]
+
+
+def _assert_paid_once(env) -> None:  # type: ignore[no-untyped-def]
+    assert len(stripe_transfers(env.sandbox)) == 1
+    c = counts()
+    assert c["manual_payouts"] == 1 and c["intents"] == 1
+    assert len(env.sinks.slack_messages()) == 1, env.sinks.slack_messages()
+    assert len(env.sinks.emails()) == 1
+    report = verify_archive(env.output_dir)
+    assert report.ok, report.problems
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("point", [
+    "after:10-verify", "after:20-transfer", "after:30-audit-insert", "after:40-notify", "after:50-settle",
+    "before:30-audit-insert", "transfer:before-call", "transfer:after-call",
+])
+def test_killed_anywhere_then_resumed_pays_once(payops_env, point: str) -> None:  # type: ignore[no-untyped-def]
+    proc = cli_subprocess(*LIVE_ARGS, env_extra={"PAYOPS_FAULT_KILL_AT": point})
+    assert proc.returncode != 0, proc.stdout
+    run = latest_run("live")
+    assert run["status"] != "succeeded"
+    assert len(stripe_transfers(payops_env.sandbox)) <= 1
+    res = cli("runs", "resume", run["id"])
+    assert res.exit_code == 0, res.stdout + res.stderr
+    assert latest_run("live")["status"] == "succeeded"
+    _assert_paid_once(payops_env)
+
+
+def test_kill_between_stripe_write_and_record_on_postgres(payops_env) -> None:  # type: ignore[no-untyped-def]
+    """The same crash on both databases (the sqlite case is in the matrix above)."""
+    proc = cli_subprocess(*LIVE_ARGS, env_extra={"PAYOPS_FAULT_KILL_AT": "transfer:after-call"})
+    assert proc.returncode != 0
+    assert len(stripe_transfers(payops_env.sandbox)) == 1  # Stripe has it, the database does not know yet
+    run = latest_run("live")
+    assert cli("runs", "resume", run["id"]).exit_code == 0
+    _assert_paid_once(payops_env)
+    show = json.loads(cli("runs", "show", run["id"], "--format", "json").stdout)
+    assert [s["attempts"] for s in show["steps"]][1] == 2
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_lost_response_is_retried_with_the_same_key(payops_env) -> None:  # type: ignore[no-untyped-def]
+    payops_env.sandbox.set_faults(lost_response={"POST /v1/transfers": 1})
+    res = cli(*LIVE_ARGS)
+    assert res.exit_code == 0, res.stdout + res.stderr
+    posts = sandbox_requests(payops_env.sandbox, "POST", "/v1/transfers")
+    assert len(posts) >= 2 and len({p["idempotency_key"] for p in posts}) == 1
+    _assert_paid_once(payops_env)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_lost_response_without_retries_then_resume_adopts(payops_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("PAYOPS_STRIPE_MAX_RETRIES", "0")
+    payops_env.sandbox.set_faults(lost_response={"POST /v1/transfers": 1})
+    res = cli(*LIVE_ARGS)
+    assert res.exit_code == 5 and "outcome unknown" in res.stderr
+    assert len(stripe_transfers(payops_env.sandbox)) == 1
+    assert counts()["manual_payouts"] == 0
+    run = latest_run("live")
+    again = cli("runs", "resume", run["id"])
+    assert again.exit_code == 0, again.stdout + again.stderr
+    assert "(adopted)" in again.stdout
+    assert len(sandbox_requests(payops_env.sandbox, "POST", "/v1/transfers")) == 1  # never sent twice
+    _assert_paid_once(payops_env)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_500s_and_429s_are_retried_into_one_transfer(payops_env) -> None:  # type: ignore[no-untyped-def]
+    payops_env.sandbox.set_faults(fail_next={"POST /v1/transfers": 2}, rate_limit=1)
+    res = cli(*LIVE_ARGS)
+    assert res.exit_code == 0, res.stdout + res.stderr
+    statuses = [r["status"] for r in sandbox_requests(payops_env.sandbox, "POST", "/v1/transfers")]
+    assert statuses.count(500) == 2 and statuses[-1] == 200, statuses
+    all_statuses = [r["status"] for r in payops_env.sandbox.control("GET", "requests")["data"]]
+    assert 429 in all_statuses, "the rate limit was never hit: the test would prove nothing"
+    _assert_paid_once(payops_env)
+
+
+def test_two_concurrent_live_runs_pay_once(payops_env) -> None:  # type: ignore[no-untyped-def]
+    dry = approved_dry_run()
+    procs = [popen_cli("runs", "resume", dry, "--live") for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    assert codes[0] == 0 and codes[1] != 0, outs
+    loser = outs[[p.returncode for p in procs].index(codes[1])]
+    assert "22222222-2222-2222-2222-222222222222" in loser[1] or "holds this ledger payout" in loser[1], loser
+    _assert_paid_once(payops_env)
