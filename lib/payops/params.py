@@ -151,6 +151,23 @@ class ManualPayoutParams(BaseModel):
             raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
+    def _no_secrets(self) -> ManualPayoutParams:
+        """Parameters are archived: a key pasted into a text field is refused before anything happens."""
+        from payops.archive import scan_text
+
+        problems = [
+            FieldProblem(name, f"looks like a secret ({hit.kind}); secrets come from the environment, never parameters")
+            for name in ("studio_name", "incident_id", "reason", "notes")
+            for hit in scan_text(getattr(self, name) or "", name)[:1]
+        ]
+        if problems:
+            raise PydanticCustomError(
+                "field_problems", "{summary}",
+                {"summary": "; ".join(str(p) for p in problems), "problems": [(p.field, p.message) for p in problems]},
+            )
+        return self
+
+    @model_validator(mode="after")
     def _exact_amounts(self) -> ManualPayoutParams:
         if self.currency is None:
             return self

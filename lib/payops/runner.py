@@ -25,7 +25,7 @@ from payops import archive, runstate
 from payops.config import Settings, get_settings
 from payops.db import session_scope
 from payops.db.models import LedgerPayout, ManualPayout, RunbookRun, utcnow
-from payops.errors import ApprovalMissing, FieldProblem, ParamsInvalid, PayopsError
+from payops.errors import ApprovalMissing, ArchiveError, FieldProblem, ParamsInvalid, PayopsError
 from payops.faultpoints import maybe_kill
 from payops.params import ManualPayoutParams
 from payops.stripe_api import key_problems
@@ -202,7 +202,13 @@ def execute(run_id: str, *, settings: Settings | None = None, overrides: dict[st
     with session_scope(settings) as s:
         runstate.release(s, run_id, status=status, error=failure.error if failure else None,
                          failed_step=failure.step if failure else None)
-    manifest = seal(run_id, settings=settings)
+    try:
+        manifest = seal(run_id, settings=settings)
+    except ArchiveError as exc:  # recorded on the run, then raised: an unsealed run is never silent
+        with session_scope(settings) as s:
+            s.execute(update(RunbookRun).where(RunbookRun.id == run_id)
+                      .values(error=f"archive not sealed: {exc}" + (f"; {failure.error}" if failure else "")))
+        raise
     outcome = outcome_of(run_id, settings=settings, manifest=manifest)
     if failure:
         raise failure
