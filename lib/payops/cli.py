@@ -197,10 +197,10 @@ def runs_list(
     if fmt == "json":
         console.print_json(json.dumps(rows, default=str))
         return
-    table = Table("run", "sop", "mode", "status", "created (UTC)", "failed step", "archive")
+    table = Table("sop", "mode", "status", "created (UTC)", "failed step")
+    table.add_column("run (copy this id)", no_wrap=True)
     for r in rows:
-        table.add_row(r["id"], r["sop"], r["mode"], r["status"], str(r["created_at"])[:19], r["failed_step"] or "",
-                      r["output_dir"] or "")
+        table.add_row(r["sop"], r["mode"], r["status"], str(r["created_at"])[:19], r["failed_step"] or "", r["id"])
     console.print(table)
 
 

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 STRIPE_API_DEFAULT = "https://api.stripe.com"
@@ -81,6 +81,17 @@ class Settings(BaseSettings):
     platform_fee_percent: str = Field("15", validation_alias=_env("PLATFORM_FEE_PERCENT"))
     platform_default_currency: str = Field("CAD", validation_alias=_env("PLATFORM_DEFAULT_CURRENCY"))
     payout_timezone: str = Field("UTC", validation_alias=_env("PAYOUT_TIMEZONE"))
+
+    @model_validator(mode="after")
+    def _absolute_paths(self) -> Settings:
+        """Relative paths are resolved once, against the working directory of the process that reads
+        them, so a notebook kernel started elsewhere still finds the same database and archive."""
+        if self.database_url.startswith("sqlite:///") and not self.database_url.startswith("sqlite:////"):
+            rel = self.database_url[len("sqlite:///"):]
+            if rel and rel != ":memory:" and not rel.startswith("file:"):
+                self.database_url = "sqlite:///" + str(Path(rel).resolve())
+        self.output_dir = self.output_dir.resolve()
+        return self
 
     # -- helpers --------------------------------------------------------------------------------
     @property

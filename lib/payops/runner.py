@@ -178,8 +178,9 @@ def execute(run_id: str, *, settings: Settings | None = None, overrides: dict[st
         try:
             papermill.execute_notebook(
                 str(notebook_path(run.sop, st.step)), str(out), parameters=_notebook_params(run, st.step, overrides),
-                kernel_name="python3", progress_bar=False, log_output=False, cwd=str(folder),
-                extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no loopback-TCP banner in ops' terminal
+                kernel_name="python3", progress_bar=False, log_output=False,
+                # no loopback-TCP banner or shutdown chatter from the kernel in ops' terminal
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             )
         except PapermillExecutionError as exc:
             line, code = _error_line(exc)

@@ -110,3 +110,20 @@ def test_settle_waits_then_finishes_later(payops_env) -> None:  # type: ignore[n
     assert counts()["manual_payouts"] == 1 and len(stripe_transfers(payops_env.sandbox)) == 1
     again = cli("settle", run["id"])
     assert again.exit_code == 0 and "already settled" in again.stdout
+
+
+@sqlite_only
+def test_relative_sqlite_url_and_output_dir_work_end_to_end(payops_env, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The default URL is relative (sqlite:///var/payops.db): kernels must see the same database."""
+    work = tmp_path / "ops-host"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("PAYOPS_DATABASE_URL", "sqlite:///var/payops.db")
+    monkeypatch.setenv("PAYOPS_OUTPUT_DIR", "outputs")
+    get_settings(fresh=True)
+    assert cli("db", "upgrade").exit_code == 0
+    assert cli("sandbox", "seed", "--db").exit_code == 0
+    res = cli("manual-payout", *SOP_ARGS, "--dry-run")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    assert (work / "var" / "payops.db").exists()
+    assert list((work / "outputs" / "manual_payout").glob("*/*/manifest.json"))
