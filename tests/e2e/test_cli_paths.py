@@ -127,3 +127,20 @@ def test_relative_sqlite_url_and_output_dir_work_end_to_end(payops_env, tmp_path
     assert res.exit_code == 0, res.stdout + res.stderr
     assert (work / "var" / "payops.db").exists()
     assert list((work / "outputs" / "manual_payout").glob("*/*/manifest.json"))
+
+
+@sqlite_only
+def test_rehearsal_run_is_marked_everywhere(payops_env) -> None:  # type: ignore[no-untyped-def]
+    res = cli("manual-payout", "--params-file", str(ROOT / "params" / "manual_payout" / "rehearsal-example.yaml"),
+              "--rehearsal", "--live", "--approve-ops", OPS, "--approve-finance", FIN)
+    assert res.exit_code == 0, res.stdout + res.stderr
+    run = latest_run("rehearsal")
+    assert run["status"] == "succeeded"
+    (tr,) = stripe_transfers(payops_env.sandbox)
+    assert tr.metadata["is_rehearsal"] == "true" and tr.metadata["incident_id"] == "INC-REHEARSAL-001"
+    with session_scope() as s:
+        assert s.scalar(select(ManualPayout.is_rehearsal)) is True
+    (slack,) = payops_env.sinks.slack_messages()
+    (email,) = payops_env.sinks.emails()
+    assert "REHEARSAL" in slack["json"]["text"] and "REHEARSAL" in email["subject"]
+    assert "rehearsal" in email["text"].lower()
