@@ -1,7 +1,8 @@
 """Parameter models: the notebooks' contract.
 
 Every runbook's parameters are validated here before any side effect; errors name the field.
-A notebook's ``parameters`` cell must declare exactly the fields of its model plus ``run_id``
+A notebook's ``parameters`` cell must declare exactly the fields of its model plus ``run_id`` and
+its step's extra parameters (``runner.STEP_PARAMS``)
 (a test enforces it). Parameters describe the business action and are archived; they never
 carry secrets.
 """
