@@ -32,8 +32,12 @@ from payops.stripe_api import key_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS_DIR = ROOT / "runbooks"
+NOTEBOOKS_DIR = ROOT / "notebooks"
 SOPS: dict[str, tuple[str, ...]] = {
     "manual_payout": ("10-verify", "20-transfer", "30-audit-insert", "40-notify", "50-settle"),
+}
+NOTEBOOK_DIRS: dict[str, Path] = {
+    "manual_payout": RUNBOOKS_DIR / "manual_payout",
 }
 # parameters a notebook takes besides its model's fields
 RUN_PARAMS: dict[str, Any] = {"run_id": None}
@@ -60,7 +64,7 @@ class RunOutcome:
 
 
 def notebook_path(sop: str, step: str) -> Path:
-    return RUNBOOKS_DIR / sop / f"{step}.ipynb"
+    return NOTEBOOK_DIRS[sop] / f"{step}.ipynb"
 
 
 # --- preparing a run ---------------------------------------------------------------------------------
@@ -107,28 +111,38 @@ def preflight_live(params: ManualPayoutParams, settings: Settings, extra_approva
                               + f" — parameters sha256 {params.params_hash()}")
 
 
+def create_run(sop: str, *, params: dict[str, Any], params_hash: str, mode: str, subject_key: str | None,
+               operator: str | None = None, settings: Settings | None = None, parent_run_id: str | None = None,
+               detected_at: datetime | None = None) -> RunbookRun:
+    """Create any runbook's run, its steps and its archive folder (parameters already validated)."""
+    settings = settings or get_settings()
+    run_id = str(uuid.uuid4())
+    folder = archive.run_dir(settings.output_dir.resolve(), sop, run_id, utcnow())
+    with session_scope(settings) as s:
+        return runstate.create_run(
+            s, sop=sop, mode=mode, params=params, params_hash=params_hash, steps=list(SOPS[sop]),
+            subject_key=subject_key, operator=operator, output_dir=str(folder), parent_run_id=parent_run_id,
+            detected_at=detected_at, run_id=run_id,
+        )
+
+
 def prepare_run(sop: str, params: ManualPayoutParams, *, live: bool, settings: Settings | None = None,
                 parent_run_id: str | None = None, detected_at: datetime | None = None) -> RunbookRun:
-    """Create the run, its steps and its folder. Parameters must already be validated and resolved."""
+    """Create a manual payout run. Parameters must already be validated and resolved."""
     settings = settings or get_settings()
     if params.currency is None:
         raise ParamsInvalid(FieldProblem("currency", "must be resolved before a run is created"))
     params = params.model_copy(update={"dry_run": not live})
-    started = utcnow()
-    run_id = str(uuid.uuid4())
-    folder = archive.run_dir(settings.output_dir.resolve(), sop, run_id, started)
-    with session_scope(settings) as s:
-        if parent_run_id is None and live:
-            parent = s.scalar(select(RunbookRun.id).where(
+    if parent_run_id is None and live:
+        with session_scope(settings) as s:
+            parent_run_id = s.scalar(select(RunbookRun.id).where(
                 RunbookRun.params_hash == params.params_hash(), RunbookRun.mode == "dry-run")
                 .order_by(RunbookRun.created_at.desc()).limit(1))
-            parent_run_id = parent
-        return runstate.create_run(
-            s, sop=sop, mode=mode_for(params), params=params.model_dump(mode="json"),
-            params_hash=params.params_hash(), steps=list(SOPS[sop]), subject_key=params.ledger_payout_id,
-            operator=params.operator, output_dir=str(folder), parent_run_id=parent_run_id,
-            detected_at=detected_at, run_id=run_id,
-        )
+    return create_run(
+        sop, params=params.model_dump(mode="json"), params_hash=params.params_hash(), mode=mode_for(params),
+        subject_key=params.ledger_payout_id, operator=params.operator, settings=settings,
+        parent_run_id=parent_run_id, detected_at=detected_at,
+    )
 
 
 # --- executing ------------------------------------------------------------------------------------

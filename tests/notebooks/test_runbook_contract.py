@@ -145,7 +145,7 @@ def test_notebooks_are_found() -> None:
 @pytest.mark.parametrize("sop", sorted(runner.SOPS))
 def test_runner_steps_match_notebook_files(sop: str) -> None:
     steps = runner.SOPS[sop]
-    files = sorted(p.stem for p in (runner.RUNBOOKS_DIR / sop).glob("*.ipynb"))
+    files = sorted(p.stem for p in runner.NOTEBOOK_DIRS[sop].glob("*.ipynb"))
     missing = [s for s in steps if not runner.notebook_path(sop, s).is_file()]
     assert not missing, f"runner.SOPS[{sop!r}] has steps without a notebook: {missing}"
     extra = sorted(set(files) - set(steps))
