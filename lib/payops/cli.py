@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from payops import __version__
 from payops.errors import FieldProblem, ParamsInvalid, PayopsError
@@ -44,6 +45,15 @@ def _mount_sandbox() -> None:
 _mount_sandbox()
 
 
+def _mount_recon() -> None:
+    from payops.reconcile.cli import app as recon_app
+
+    app.add_typer(recon_app, name="recon")
+
+
+_mount_recon()
+
+
 def handles_errors(fn: F) -> F:
     """PayopsError → one red line on stderr and the error's exit code; nothing is swallowed."""
 
@@ -52,7 +62,8 @@ def handles_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except PayopsError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+            # the message may carry user input: never interpret it as Rich markup
+            err_console.print(Text.assemble(("error:", "bold red"), " ", str(exc)), soft_wrap=True)
             raise typer.Exit(exc.exit_code) from exc
 
     return wrapper  # type: ignore[return-value]
@@ -245,7 +256,7 @@ def archive_verify(path: Annotated[Path | None, typer.Argument(help="Output dir 
     report = verify_archive(target)
     if not report.ok:
         for p in report.problems:
-            err_console.print(f"[red]✗[/] {p}", soft_wrap=True)
+            err_console.print(Text.assemble(("✗ ", "red"), p), soft_wrap=True)
         raise ArchiveError(f"archive {target} does not verify: {report.first_problem}")
     console.print(f"[green]✓[/] {target}: {report.runs_checked} run(s), {report.files_checked} file(s), chain intact")
 

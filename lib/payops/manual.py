@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
@@ -88,6 +89,7 @@ def run_manual_payout(
     params = gather_params(flags, params_file=params_file, live=live, rehearsal=rehearsal, send=send)
     approvals = _check_approval_flags(approvals or {}, params.operator)
     params = runner.resolve_manual_payout(params, settings)
+    runner.preflight_key(params, settings)
     if live:
         runner.preflight_live(params, settings, extra_approvals=approvals)
     run = runner.prepare_run(SOP, params, live=live, settings=settings, detected_at=detected_at)
@@ -133,10 +135,11 @@ def report(outcome: runner.RunOutcome, console: Console) -> None:
     note = res.get("40-notify")
     if note:
         console.rule("Notifications")
-        console.print(f"Slack: {note['slack_text'].splitlines()[0] if note['slack_text'] else ''}")
-        console.print(f"Email: {note['email_to']} — {note['email_subject']}")
+        first = note["slack_text"].splitlines()[0] if note["slack_text"] else ""
+        console.print(f"Slack: {escape(first)}")
+        console.print(f"Email: {escape(note['email_to'])} — {escape(note['email_subject'])}")
         for ch, d in (note.get("deliveries") or {}).items():
-            console.print(f"  delivered {ch}: {d.get('status')} {d.get('detail')}")
+            console.print(f"  delivered {ch}: {escape(str(d.get('status')))} {escape(str(d.get('detail')))}")
     st = res.get("50-settle")
     if st and st.get("status") != "skipped":
         console.rule("Settlement")
@@ -250,7 +253,7 @@ def print_run(info: dict[str, Any], console: Console) -> None:
     console.print(f"params sha256 {info['params_hash']} · operator {info['operator']}")
     console.print(f"archive {info['output_dir']}")
     if info["error"]:
-        console.print(f"[red]{info['error']}[/]")
+        console.print(escape(info["error"]), style="red")
     t = Table("step", "status", "attempts", "notebook")
     for st in info["steps"]:
         t.add_row(st["step"], st["status"], str(st["attempts"]), st["notebook"] or "")

@@ -34,7 +34,7 @@ CURRENCY_EXPONENT: dict[str, int] = (
     {c: 2 for c in _TWO_DECIMAL} | {c: 0 for c in _ZERO_DECIMAL} | {c: 3 for c in _THREE_DECIMAL}
 )
 
-_AMOUNT_RE = re.compile(r"^(?P<int>0|[1-9][0-9]*)(?:\.(?P<frac>[0-9]+))?$")
+_AMOUNT_RE = re.compile(r"(?P<int>0|[1-9][0-9]*)(?:\.(?P<frac>[0-9]+))?")  # used with fullmatch
 # Stripe's largest amount is 8 digits of major units for most currencies; a generous bound that
 # still catches a pasted account number or a unit mix-up.
 MAX_MINOR_UNITS = 99_999_999_999
@@ -93,7 +93,7 @@ class Money:
         negative = raw.startswith("-")
         if negative:
             raw = raw[1:]
-        m = _AMOUNT_RE.match(raw)
+        m = _AMOUNT_RE.fullmatch(raw)
         if not m:
             raise MoneyError(
                 f"amount {text!r} is not a plain decimal like '875.50' "

@@ -23,11 +23,14 @@ from pydantic_core import PydanticCustomError
 from payops.errors import FieldProblem, ParamsInvalid
 from payops.money import Money, MoneyError, normalize_currency
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
-_CONTROL_KEEP_NEWLINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-ACCOUNT_RE = re.compile(r"^acct_[A-Za-z0-9_]{1,64}$")
-INCIDENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
-AMOUNT_TEXT_RE = re.compile(r"^(0|[1-9][0-9]*)(\.[0-9]+)?$")
+# control characters (C0, DEL, C1 incl. NEL), line/paragraph separators, zero-width and bidi overrides:
+# invisible or line-breaking text has no place in names that end up in SQL, emails and Slack
+_INVISIBLE = r"\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+_CONTROL = re.compile(rf"[\x00-\x1f{_INVISIBLE}]")
+_CONTROL_KEEP_NEWLINES = re.compile(rf"[\x00-\x08\x0b-\x1f{_INVISIBLE}]")
+ACCOUNT_RE = re.compile(r"acct_[A-Za-z0-9_]{1,64}")  # always used with fullmatch: `$` accepts a final newline
+INCIDENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,63}")
+AMOUNT_TEXT_RE = re.compile(r"(0|[1-9][0-9]*)(\.[0-9]+)?")
 
 
 def canonical_uuid(value: Any, field: str) -> str:
@@ -52,7 +55,7 @@ def _amount_text(value: Any) -> str:
         raise ValueError(f"must be a decimal string like '875.50', got {type(value).__name__}")
     if value.strip().startswith("-"):
         raise ValueError(f"{value!r} is negative")
-    if not AMOUNT_TEXT_RE.match(value):
+    if not AMOUNT_TEXT_RE.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a plain decimal like '875.50' (no signs, exponents, separators, spaces or symbols)"
         )
@@ -95,7 +98,7 @@ class ManualPayoutParams(BaseModel):
     @classmethod
     def _name(cls, v: str) -> str:
         if _CONTROL.search(v):
-            raise ValueError("contains a newline or control character")
+            raise ValueError("contains a newline or control character (invisible and bidi characters included)")
         if v != v.strip() or not v:
             raise ValueError("must be non-empty without leading or trailing spaces")
         if len(v) > 200:
@@ -105,7 +108,7 @@ class ManualPayoutParams(BaseModel):
     @field_validator("incident_id")
     @classmethod
     def _incident(cls, v: str) -> str:
-        if not INCIDENT_RE.match(v):
+        if not INCIDENT_RE.fullmatch(v):
             raise ValueError(f"{v!r} must be 2-64 characters of letters, digits, '.', '_' or '-' (e.g. INC-1234)")
         return v
 
@@ -113,7 +116,7 @@ class ManualPayoutParams(BaseModel):
     @classmethod
     def _reason(cls, v: str) -> str:
         if _CONTROL.search(v):
-            raise ValueError("contains a newline or control character")
+            raise ValueError("contains a newline or control character (invisible and bidi characters included)")
         if not v.strip():
             raise ValueError("must say why the manual payout is needed")
         if len(v) > 500:
@@ -124,7 +127,7 @@ class ManualPayoutParams(BaseModel):
     @classmethod
     def _notes(cls, v: str) -> str:
         if _CONTROL_KEEP_NEWLINES.search(v):
-            raise ValueError("contains a control character")
+            raise ValueError("contains a control character (invisible and bidi characters included)")
         if len(v) > 2000:
             raise ValueError("is longer than 2000 characters")
         return v
@@ -132,7 +135,7 @@ class ManualPayoutParams(BaseModel):
     @field_validator("destination_account")
     @classmethod
     def _account(cls, v: str) -> str:
-        if not ACCOUNT_RE.match(v):
+        if not ACCOUNT_RE.fullmatch(v):
             raise ValueError(f"{v!r} is not a Stripe connected account id (acct_…)")
         return v
 
@@ -242,14 +245,15 @@ def load_params_file(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
-        raise ParamsInvalid(FieldProblem("--params-file", f"{path}: {exc}")) from None
+        detail = " ".join(str(exc).split())  # one line, whatever YAML's message looks like
+        raise ParamsInvalid(FieldProblem("--params-file", f"{path}: {detail}")) from None
     if not isinstance(data, dict):
         raise ParamsInvalid(FieldProblem("--params-file", f"{path}: expected a mapping of parameter names"))
     for k in ("amount", "reserve_after", "reserve-after"):
         v = data.get(k)
         if v is not None and not isinstance(v, str):
             # YAML reads 875.50 as a float and 010 / 0x10 / 1:30 / 1_000 as *different* integers
-            kind = type(v).__name__
+            kind = f"YAML {type(v).__name__}"
             raise ParamsInvalid(FieldProblem(
                 k.replace("-", "_"), f"{v!r} in {path} was read as a {kind}: quote amounts, e.g. {k}: '875.50'"))
     for k, v in data.items():

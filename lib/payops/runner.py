@@ -35,9 +35,11 @@ RUNBOOKS_DIR = ROOT / "runbooks"
 NOTEBOOKS_DIR = ROOT / "notebooks"
 SOPS: dict[str, tuple[str, ...]] = {
     "manual_payout": ("10-verify", "20-transfer", "30-audit-insert", "40-notify", "50-settle"),
+    "reconciliation": ("payouts_vs_ledger",),
 }
 NOTEBOOK_DIRS: dict[str, Path] = {
     "manual_payout": RUNBOOKS_DIR / "manual_payout",
+    "reconciliation": NOTEBOOKS_DIR / "reconciliation",
 }
 # parameters a notebook takes besides its model's fields
 RUN_PARAMS: dict[str, Any] = {"run_id": None}
@@ -90,6 +92,14 @@ def mode_for(params: ManualPayoutParams) -> str:
     return "rehearsal" if params.is_rehearsal else "live"
 
 
+def preflight_key(params: ManualPayoutParams, settings: Settings) -> None:
+    """Before any run is created (dry runs too: verify searches Stripe with this key)."""
+    problems = key_problems(settings.stripe_fallback_secret_key, env_var="STRIPE_FALLBACK_SECRET_KEY",
+                            settings=settings, rehearsal=params.is_rehearsal, want_restricted=False)
+    if problems:
+        raise ParamsInvalid(problems, "environment")
+
+
 def preflight_live(params: ManualPayoutParams, settings: Settings, extra_approvals: dict[str, str] | None = None
                    ) -> None:
     """Before a live run is created: the key and dual approval. Raises, changing nothing."""
@@ -107,8 +117,12 @@ def preflight_live(params: ManualPayoutParams, settings: Settings, extra_approva
         view[role] = runstate.ApprovalView(role, who, "", params.params_hash(), utcnow())
     aproblems = runstate.approval_problems(view, params.operator)
     if aproblems:
-        raise ApprovalMissing("live run refused: " + "; ".join(str(p) for p in aproblems)
-                              + f" — parameters sha256 {params.params_hash()}")
+        with session_scope(settings) as s:
+            voided = runstate.other_hash_approvals(s, params.ledger_payout_id, params.params_hash())
+        raise ApprovalMissing(
+            "live run refused: " + "; ".join(str(p) for p in aproblems)
+            + (f"; voided because the parameters changed: {', '.join(voided)}" if voided else "")
+            + f" — parameters sha256 {params.params_hash()}")
 
 
 def create_run(sop: str, *, params: dict[str, Any], params_hash: str, mode: str, subject_key: str | None,
