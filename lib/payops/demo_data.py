@@ -7,6 +7,24 @@ rehearsal playbook's example command works verbatim:
         --studio-name "Test Studio A" --ledger-payout-id 22222222-2222-2222-2222-222222222222 \
         --incident-id INC-REHEARSAL-001 --amount 875.50 --reserve-after 120.00 \
         --reason "automated payout failed" --destination-account acct_test_studio_a --dry-run
+
+Planted reconciliation breaks (``recon_demo_breaks()``; all in the 2026-10-15 cycle, on top of the
+history above, which they leave unchanged; ``payops recon --from 2026-09-01 --to 2026-11-30`` finds
+them):
+
+- DUPLICATE_PAYMENT — an extra *manual* fallback transfer (``metadata.source =
+  payops-manual-fallback``) of Studio B's already paid 2026-10-15 ledger payout (``RECON_DUP_TRANSFER``);
+- REVERSED_PARTIAL — Studio D's automated 2026-10-15 transfer, 150.00 of 600.00 CAD reversed
+  (``RECON_REVERSED_LEDGER_ID`` / ``RECON_REVERSED_TRANSFER``);
+- PAYOUT_FAILED — Studio E's automated 2026-10-15 transfer reached its account, but the bank payout
+  failed with ``account_closed`` (``RECON_FAILED_LEDGER_ID`` / ``RECON_FAILED_PAYOUT``);
+- MISSING_IN_LEDGER — a 123.45 CAD transfer to Studio D on 2026-10-20 with no ledger row, no metadata
+  and no transfer group (``RECON_ORPHAN_TRANSFER``);
+- MISSING_IN_STRIPE — Studio C's 2026-10-15 ledger payout marked ``transferred`` with a transfer id
+  Stripe does not have (``RECON_MISSING_LEDGER_ID``).
+
+(The two pending ledger payouts of the failed 2026-11-15 cycle also show up, as MISSING_IN_STRIPE,
+until the manual fallback pays them.) Studios D and E exist only for these planted breaks.
 """
 
 from __future__ import annotations
@@ -61,7 +79,16 @@ STUDIO_C = DemoStudio(
     "55555555-5555-5555-5555-555555555555", "Test Studio C (onboarding)", "studio-c@example.com",
     "acct_test_studio_c", "CAD", "CA", 0, charges_enabled=False, payouts_enabled=False,
 )
-STUDIOS = (STUDIO_A, STUDIO_B, STUDIO_C)
+# Studios D and E exist for the planted reconciliation breaks (see the module docstring).
+STUDIO_D = DemoStudio(
+    "66666666-6666-6666-6666-666666666666", "Test Studio D (recon)", "studio-d@example.com",
+    "acct_test_studio_d", "CAD", "CA", 0,
+)
+STUDIO_E = DemoStudio(
+    "77777777-7777-7777-7777-777777777777", "Test Studio E (recon)", "studio-e@example.com",
+    "acct_test_studio_e", "USD", "US", 0,
+)
+STUDIOS = (STUDIO_A, STUDIO_B, STUDIO_C, STUDIO_D, STUDIO_E)
 
 # The rehearsal playbook's example: the 2026-11-15 automated cycle failed and left this unpaid.
 REHEARSAL_LEDGER_PAYOUT_ID = "22222222-2222-2222-2222-222222222222"
@@ -159,3 +186,72 @@ def payout_runs() -> list[dict[str, object]]:
         if hp.status == "paid":
             r["studios_paid"] = int(r["studios_paid"]) + 1  # type: ignore[call-overload]
     return list(runs.values())
+
+
+# --- planted reconciliation breaks (2026-10-15 cycle) ----------------------------------------------
+RECON_CYCLE = date(2026, 10, 15)
+RECON_RUN_ID = stable_uuid("payout_run", RECON_CYCLE)
+RECON_DUP_LEDGER_ID = stable_uuid("ledger_payout", RECON_CYCLE, STUDIO_B.studio_id)
+RECON_DUP_TRANSFER = stable_id("tr", "recon", "duplicate-manual")
+RECON_REVERSED_LEDGER_ID = stable_uuid("ledger_payout", RECON_CYCLE, STUDIO_D.studio_id)
+RECON_REVERSED_TRANSFER = stable_id("tr", RECON_REVERSED_LEDGER_ID)
+RECON_FAILED_LEDGER_ID = stable_uuid("ledger_payout", RECON_CYCLE, STUDIO_E.studio_id)
+RECON_FAILED_TRANSFER = stable_id("tr", RECON_FAILED_LEDGER_ID)
+RECON_FAILED_PAYOUT = stable_id("po", RECON_FAILED_LEDGER_ID)
+RECON_ORPHAN_TRANSFER = stable_id("tr", "recon", "orphan")
+RECON_MISSING_LEDGER_ID = stable_uuid("ledger_payout", RECON_CYCLE, STUDIO_C.studio_id)
+
+
+@dataclass(frozen=True)
+class PlantedTransfer:
+    """A Stripe transfer planted for reconciliation, with what happened after it."""
+
+    transfer_id: str
+    studio: DemoStudio
+    amount: int
+    created: datetime
+    metadata: dict[str, str]
+    transfer_group: str | None
+    reversed_amount: int = 0
+    payout_id: str | None = None
+    payout_failure: str | None = None  # a failure code → the bank payout failed
+
+
+def recon_demo_ledger() -> list[HistoricPayout]:
+    """The planted ledger rows (studios C, D, E in the 2026-10-15 cycle)."""
+    def row(studio: DemoStudio, gross: int, status: str, tr: str | None) -> HistoricPayout:
+        fee, reserve, net = _split(gross)
+        lp = stable_uuid("ledger_payout", RECON_CYCLE, studio.studio_id)
+        return HistoricPayout(lp, RECON_RUN_ID, RECON_CYCLE, studio, gross, fee, reserve, net, studio.currency,
+                              status, tr, None, None)
+
+    return [
+        row(STUDIO_D, 80_000, "paid", RECON_REVERSED_TRANSFER),      # net 600.00 CAD
+        row(STUDIO_E, 50_000, "paid", RECON_FAILED_TRANSFER),        # net 375.00 USD
+        row(STUDIO_C, 40_000, "transferred", stable_id("tr", RECON_MISSING_LEDGER_ID)),  # not in Stripe
+    ]
+
+
+def recon_demo_transfers() -> list[PlantedTransfer]:
+    """The planted Stripe transfers (see the module docstring)."""
+    at = datetime(2026, 10, 15, 6, 2, tzinfo=UTC)
+    dup = next(h for h in demo_history() if h.ledger_payout_id == RECON_DUP_LEDGER_ID)
+    led = {h.studio.studio_id: h for h in recon_demo_ledger()}
+    d, e = led[STUDIO_D.studio_id], led[STUDIO_E.studio_id]
+
+    def auto(h: HistoricPayout) -> dict[str, str]:
+        return {"ledger_payout_id": h.ledger_payout_id, "run_id": h.run_id, "studio_id": h.studio.studio_id,
+                "source": "automated", "cycle_date": h.cycle_date.isoformat()}
+
+    return [
+        PlantedTransfer(RECON_DUP_TRANSFER, STUDIO_B, dup.net, datetime(2026, 10, 16, 14, 5, tzinfo=UTC),
+                        {"ledger_payout_id": dup.ledger_payout_id, "studio_id": STUDIO_B.studio_id,
+                         "source": "payops-manual-fallback", "incident_id": "INC-RECON-DEMO-DUP"},
+                        dup.ledger_payout_id, payout_id=stable_id("po", "recon", "duplicate-manual")),
+        PlantedTransfer(RECON_REVERSED_TRANSFER, STUDIO_D, d.net, at, auto(d), d.ledger_payout_id,
+                        reversed_amount=15_000, payout_id=stable_id("po", d.ledger_payout_id)),
+        PlantedTransfer(RECON_FAILED_TRANSFER, STUDIO_E, e.net, at, auto(e), e.ledger_payout_id,
+                        payout_id=RECON_FAILED_PAYOUT, payout_failure="account_closed"),
+        PlantedTransfer(RECON_ORPHAN_TRANSFER, STUDIO_D, 12_345, datetime(2026, 10, 20, 9, 30, tzinfo=UTC), {},
+                        None, payout_id=stable_id("po", "recon", "orphan")),
+    ]

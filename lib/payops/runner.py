@@ -175,7 +175,7 @@ def _attempt_path(folder: Path, step: str, attempt: int) -> Path:
 def _error_line(exc: PapermillExecutionError) -> tuple[str, int]:
     codes = {"ParamsInvalid": 2, "PreconditionFailed": 3, "ApprovalMissing": 4, "PaymentError": 5,
              "AuditWriteError": 6, "NotificationError": 7, "SettlementTimeout": 8, "ArchiveError": 9,
-             "ConfigError": 11, "ConcurrentRun": 12}
+             "ReconciliationBreaks": 10, "ConfigError": 11, "ConcurrentRun": 12}
     return f"{exc.ename}: {exc.evalue}", codes.get(exc.ename, 1)
 
 

@@ -221,6 +221,10 @@ class ReconRun(Base):
     preparer_id: Mapped[str | None] = mapped_column(UUID)
     approver_id: Mapped[str | None] = mapped_column(UUID)
     signed_off_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    params_hash: Mapped[str | None] = mapped_column(String(64))
+    max_unexplained: Mapped[int | None] = mapped_column(Integer)  # threshold the run was judged against
+    rows_total: Mapped[int | None] = mapped_column(Integer)
+    breaks_total: Mapped[int | None] = mapped_column(Integer)
 
 
 class ReconBreak(Base):
@@ -234,6 +238,13 @@ class ReconBreak(Base):
     first_seen: Mapped[date] = mapped_column(Date)
     explanation: Mapped[str | None] = mapped_column(Text)
     explained_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # evidence and the matcher's words (0002)
+    ledger_payout_id: Mapped[str | None] = mapped_column(String(64))
+    transfer_id: Mapped[str | None] = mapped_column(String(64))
+    payout_id: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    suggested_action: Mapped[str | None] = mapped_column(Text)
+    explained_by: Mapped[str | None] = mapped_column(UUID)
 
 
 class Credential(Base):

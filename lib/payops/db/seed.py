@@ -64,7 +64,7 @@ def seed_ledger(settings: Settings | None = None, *, reset: bool = False) -> See
                 ))
                 added.payout_runs += 1
         s.flush()
-        for h in history:
+        for h in [*history, *demo_data.recon_demo_ledger()]:  # + the planted reconciliation breaks
             if s.get(LedgerPayout, h.ledger_payout_id) is None:
                 s.add(LedgerPayout(
                     id=h.ledger_payout_id, run_id=h.run_id, studio_id=h.studio.studio_id, gross=h.gross,

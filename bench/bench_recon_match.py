@@ -1,0 +1,158 @@
+"""Benchmark: ``reconcile`` against a bare DuckDB FULL OUTER JOIN of the same two tables, same run.
+
+For each size (rows per side: ledger, transfers and payout links each have N rows, ~1% broken) a
+fresh subprocess generates the data with ``synth.bulk_dataset`` (not timed), then times:
+
+- ``baseline``: ``SELECT * FROM ledger FULL OUTER JOIN transfers ON ledger_payout_id`` materialised
+  as an Arrow table (best of 2; the frames are registered in an in-memory DuckDB connection);
+- ``reconcile``: the full ``reconcile(ledger, transfers, links, config)`` — uniqueness checks,
+  duplicates, fallback, payout chain, classification, reasons, and the pandas result frame (best of 2
+  below 5M rows, one run at 5M).
+
+Peak memory per size: ``ru_maxrss`` of the subprocess (includes generation) and the RSS peak sampled
+every 10 ms while ``reconcile`` ran. Results go to ``bench/results/recon_match.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+SIZES = (100_000, 1_000_000, 5_000_000)
+RESULTS = Path(__file__).parent / "results" / "recon_match.json"
+TARGET_RATIO = 2.0
+TARGET_PEAK_GB = 4.0
+
+
+class _PeakRss:
+    """Samples this process's RSS in a thread; ``peak`` in bytes."""
+
+    def __init__(self, interval: float = 0.01) -> None:
+        import psutil
+
+        self._proc = psutil.Process()
+        self._interval = interval
+        self._stop = threading.Event()
+        self.peak = self._proc.memory_info().rss
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+            time.sleep(self._interval)
+
+    def __enter__(self) -> _PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss)
+
+
+def measure(n: int) -> dict[str, Any]:
+    """One size, in this process (run it in a fresh subprocess so peaks don't mix)."""
+    import duckdb
+    import psutil
+
+    from payops.reconcile.match import reconcile
+    from payops.reconcile.synth import bulk_dataset
+
+    t0 = time.perf_counter()
+    ledger, transfers, links, config = bulk_dataset(n)
+    gen_s = time.perf_counter() - t0
+    rss_data = psutil.Process().memory_info().rss
+
+    con = duckdb.connect()
+    con.register("ledger", ledger)
+    con.register("transfers", transfers)
+    baseline = []
+    for _ in range(2):
+        t = time.perf_counter()
+        tbl = con.sql("SELECT * FROM ledger l FULL OUTER JOIN transfers t ON l.ledger_payout_id = t.ledger_payout_id"
+                      ).to_arrow_table()
+        baseline.append(time.perf_counter() - t)
+        rows_baseline = tbl.num_rows
+        del tbl
+    con.close()
+
+    runs = []
+    peak = 0
+    for _ in range(1 if n >= 5_000_000 else 2):
+        with _PeakRss() as sampler:
+            t = time.perf_counter()
+            result = reconcile(ledger, transfers, links, config)
+            runs.append(time.perf_counter() - t)
+        peak = max(peak, sampler.peak)
+        rows_result = len(result.results)
+        breaks = int((~result.results["category"].isin(["MATCHED", "MATCHED_WITHIN_TOLERANCE"])).sum())
+        del result
+    return {
+        "rows_per_side": n, "generate_s": round(gen_s, 3),
+        "baseline_s": round(min(baseline), 3), "reconcile_s": round(min(runs), 3),
+        "ratio": round(min(runs) / min(baseline), 2),
+        "baseline_rows": rows_baseline, "result_rows": rows_result, "breaks": breaks,
+        "rss_after_generate_gb": round(rss_data / 2**30, 3),
+        "peak_rss_reconcile_gb": round(peak / 2**30, 3),
+        "ru_maxrss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+    }
+
+
+def main(sizes: tuple[int, ...] = SIZES) -> dict[str, Any]:
+    import duckdb
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = []
+    for n in sizes:
+        proc = subprocess.run([sys.executable, "-m", "bench.bench_recon_match", str(n)], capture_output=True,
+                              text=True, cwd=Path(__file__).parent.parent, check=False)
+        if proc.returncode != 0:
+            rows.append({"rows_per_side": n, "error": proc.stderr.strip().splitlines()[-1:]})
+            continue
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    table = Table(title="reconcile vs bare DuckDB FULL OUTER JOIN (same tables, same run)")
+    for col in ("rows/side", "baseline s", "reconcile s", "ratio", "peak RSS (reconcile)", "ru_maxrss", "breaks"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        if "error" in r:
+            table.add_row(f"{r['rows_per_side']:,}", "error", str(r["error"]), "", "", "", "")
+            continue
+        table.add_row(f"{r['rows_per_side']:,}", f"{r['baseline_s']:.2f}", f"{r['reconcile_s']:.2f}",
+                      f"{r['ratio']:.2f}x", f"{r['peak_rss_reconcile_gb']:.2f} GB", f"{r['ru_maxrss_gb']:.2f} GB",
+                      f"{r['breaks']:,}")
+    Console().print(table)
+    at_1m = next((r for r in rows if r.get("rows_per_side") == 1_000_000 and "ratio" in r), None)
+    out = {
+        "sizes": rows,
+        "targets": {"ratio_at_1m": TARGET_RATIO, "peak_gb": TARGET_PEAK_GB},
+        "met": None if at_1m is None else {
+            "ratio_at_1m": at_1m["ratio"] <= TARGET_RATIO,
+            "peak_under_4gb": all(r.get("ru_maxrss_gb", 99) < TARGET_PEAK_GB for r in rows),
+        },
+        "duckdb": duckdb.__version__, "cores": _cores(),
+    }
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+    return out
+
+
+def _cores() -> int:
+    import os
+
+    return os.cpu_count() or 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 2:
+        print(json.dumps(measure(int(sys.argv[1]))))
+    else:
+        main()

@@ -1,0 +1,359 @@
+"""The Stripe adapter: transfers (with reversals) and the payouts that settled them, pulled in parallel.
+
+``load_stripe(client_factory, config, cache_dir)`` returns ``(transfers, links)`` with exactly
+:data:`schema.TRANSFER_COLUMNS` and :data:`schema.PAYOUT_LINK_COLUMNS`:
+
+1. transfers created in ``[period_from, period_to + cutoff_margin_days + 1 day)`` (UTC days): the window is
+   split into half-open time slices ``created[gte]=lo & created[lt]=hi``; each slice is paged with
+   ``starting_after`` in a thread pool, every thread with its own ``StripeClient`` (from
+   ``client_factory``); a shared client-side pacer keeps under ``max_rps`` and every call goes through
+   :func:`payops.stripe_api.with_backoff` (429 / 5xx / connection errors are retried, honouring
+   ``Retry-After``). Objects are de-duplicated by id and kept only inside the window, so slice edges
+   can neither lose nor double-count one;
+2. for each destination account seen: its payouts created from ``period_from`` to 7 days after the
+   window (``Stripe-Account`` header), and for each payout the balance transactions it settled
+   (``balance_transactions.list(payout=po_…)``): each ``py_…`` source is a link row.
+
+Raw pages are cached as JSON under ``cache_dir`` (``transfers/<lo>_<hi>.json``,
+``payouts/<po_…>.json``). A cached transfer slice is reused when it was pulled at least
+``cutoff_margin_days`` after its end (nothing new can land in it) and it is not the most recent slice,
+which is always pulled again; a payout's transactions are cached once the payout is final (paid,
+failed, canceled). Caveat: a reversal made after a slice was sealed is only seen once the cache of
+that period is removed (``rm -r var/recon-cache/<period>``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import stripe
+from tqdm.auto import tqdm
+
+from payops.reconcile.schema import PAYOUT_LINK_COLUMNS, TRANSFER_COLUMNS, ReconConfig
+from payops.stripe_api import with_backoff
+
+ClientFactory = Callable[[], stripe.StripeClient]
+PAGE_LIMIT = 100
+DEFAULT_THREADS = 8
+DEFAULT_MAX_RPS = 25.0  # Stripe's test-mode limit; live mode allows 100
+MANUAL_SOURCE = "payops-manual-fallback"
+FINAL_PAYOUT = frozenset({"paid", "failed", "canceled"})
+PAYOUT_LOOKAHEAD = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Slice:
+    """A half-open window of ``created`` (unix seconds): ``lo <= created < hi``."""
+
+    lo: int
+    hi: int
+
+    @property
+    def name(self) -> str:
+        fmt = "%Y%m%dT%H%M%S"
+        return f"{datetime.fromtimestamp(self.lo, UTC):{fmt}}_{datetime.fromtimestamp(self.hi, UTC):{fmt}}"
+
+
+def plan_slices(lo: int, hi: int, n: int) -> list[Slice]:
+    """``n`` contiguous half-open slices covering ``[lo, hi)`` exactly (no gap, no overlap)."""
+    if hi <= lo:
+        return []
+    n = max(1, min(n, hi - lo))
+    edges = [lo + (hi - lo) * i // n for i in range(n + 1)]
+    return [Slice(a, b) for a, b in itertools.pairwise(edges) if b > a]
+
+
+class Pacer:
+    """A thread-safe token bucket: at most ``rate`` calls per second (burst ``burst``)."""
+
+    def __init__(self, rate: float | None, burst: float = 1.0) -> None:
+        self.rate = rate if rate and rate > 0 else None
+        self.burst = max(1.0, burst)
+        self._tokens = self.burst
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if self.rate is None:
+            return
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+                self._last = now
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    return
+                sleep = (1.0 - self._tokens) / self.rate
+            time.sleep(sleep)
+
+
+@dataclass
+class PullStats:
+    """What a pull did: requests sent (incl. retries), retries, slices from cache vs pulled, timing."""
+
+    requests: int = 0
+    retries: int = 0
+    slices_cached: int = 0
+    slices_pulled: int = 0
+    transfers: int = 0
+    payouts: int = 0
+    links: int = 0
+    seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for k, v in counts.items():
+                setattr(self, k, getattr(self, k) + v)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+
+class _Puller:
+    """Shared machinery of one pull: per-thread clients, pacing, backoff, stats, progress."""
+
+    def __init__(self, client_factory: ClientFactory, max_rps: float | None, stats: PullStats,
+                 bar: Any | None) -> None:
+        self.factory = client_factory
+        self.pacer = Pacer(max_rps, burst=min(5.0, max_rps or 1.0))
+        self.stats = stats
+        self.bar = bar
+        self._local = threading.local()
+
+    def client(self) -> stripe.StripeClient:
+        c = getattr(self._local, "client", None)
+        if c is None:
+            c = self._local.client = self.factory()
+        return c
+
+    def call(self, fn: Callable[[stripe.StripeClient], Any]) -> dict[str, Any]:
+        def once() -> Any:
+            self.pacer.wait()
+            self.stats.add(requests=1)
+            return fn(self.client())
+
+        page = with_backoff(once, attempts=8, on_retry=lambda *_: self.stats.add(retries=1))
+        return page.to_dict()  # type: ignore[no-any-return]
+
+    def pages(self, fn: Callable[[stripe.StripeClient, dict[str, Any]], Any],
+              params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every page of one list, following ``starting_after``."""
+        out: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            p = {**params, "limit": PAGE_LIMIT, **({"starting_after": cursor} if cursor else {})}
+            page = self.call(lambda c, p=p: fn(c, p))
+            out.append(page)
+            if self.bar is not None:
+                self.bar.update(len(page["data"]))
+            if not page.get("has_more") or not page["data"]:
+                return out
+            cursor = page["data"][-1]["id"]
+
+
+# --- transfers ------------------------------------------------------------------------------------
+def window(config: ReconConfig) -> tuple[int, int]:
+    """``[period_from 00:00, period_to + margin + 1 day 00:00)`` in UTC seconds."""
+    lo = datetime.combine(config.period_from, dtime(0), tzinfo=UTC)
+    hi = datetime.combine(config.period_to + timedelta(days=config.cutoff_margin_days + 1), dtime(0), tzinfo=UTC)
+    return int(lo.timestamp()), int(hi.timestamp())
+
+
+def pull_transfers(client_factory: ClientFactory, lo: int, hi: int, *, slices: int = 16,
+                   threads: int = DEFAULT_THREADS, cache_dir: Path | None = None, seal_after: int = 3 * 86400,
+                   max_rps: float | None = DEFAULT_MAX_RPS, progress: bool = True,
+                   stats: PullStats | None = None, now: float | None = None) -> list[dict[str, Any]]:
+    """Every transfer with ``lo <= created < hi``, once each, newest first."""
+    stats = stats or PullStats()
+    plan = plan_slices(lo, hi, slices)
+    now = time.time() if now is None else now
+    bar = tqdm(desc="stripe transfers", unit="obj", disable=not progress, leave=True)
+    puller = _Puller(client_factory, max_rps, stats, bar)
+
+    def one(sl: Slice) -> list[dict[str, Any]]:
+        path = cache_dir / "transfers" / f"{sl.name}.json" if cache_dir is not None else None
+        reusable = sl is not plan[-1] and path is not None and path.is_file()
+        if reusable:
+            assert path is not None
+            doc = json.loads(path.read_text())
+            if doc.get("sealed"):
+                stats.add(slices_cached=1)
+                bar.update(sum(len(p["data"]) for p in doc["pages"]))
+                return list(doc["pages"])
+        pages = puller.pages(lambda c, p: c.v1.transfers.list(params=p), {"created": {"gte": sl.lo, "lt": sl.hi}})
+        stats.add(slices_pulled=1)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            doc = {"slice": [sl.lo, sl.hi], "fetched_at": now, "sealed": now >= sl.hi + seal_after, "pages": pages}
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(doc))
+            tmp.replace(path)
+        return pages
+
+    t0 = time.monotonic()
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="recon-pull") as pool:
+            results = list(pool.map(one, plan))
+    finally:
+        bar.close()
+    seen: dict[str, dict[str, Any]] = {}
+    for pages in results:
+        for page in pages:
+            for obj in page["data"]:
+                if lo <= int(obj["created"]) < hi:
+                    seen.setdefault(obj["id"], obj)
+    stats.add(transfers=len(seen))
+    stats.seconds += time.monotonic() - t0
+    return sorted(seen.values(), key=lambda o: (-int(o["created"]), o["id"]))
+
+
+# --- payouts and the balance transactions they settled ---------------------------------------------------
+def pull_payout_links(client_factory: ClientFactory, accounts: Iterable[str], lo: int, hi: int, *,
+                      threads: int = DEFAULT_THREADS, cache_dir: Path | None = None,
+                      max_rps: float | None = DEFAULT_MAX_RPS, progress: bool = True,
+                      stats: PullStats | None = None) -> list[dict[str, Any]]:
+    """One row per (destination payment, payout) for the payouts of ``accounts`` created in [lo, hi]."""
+    stats = stats or PullStats()
+    bar = tqdm(desc="stripe payouts", unit="obj", disable=not progress, leave=True)
+    puller = _Puller(client_factory, max_rps, stats, bar)
+
+    def payouts_of(account: str) -> list[dict[str, Any]]:
+        opts = {"stripe_account": account}
+        pages = puller.pages(lambda c, p: c.v1.payouts.list(params=p, options=opts),  # type: ignore[arg-type]
+                             {"created": {"gte": lo, "lte": hi}})
+        return [{**po, "_account": account} for page in pages for po in page["data"]]
+
+    def links_of(po: dict[str, Any]) -> list[dict[str, Any]]:
+        path = cache_dir / "payouts" / f"{po['id']}.json" if cache_dir is not None else None
+        if path is not None and path.is_file():
+            doc = json.loads(path.read_text())
+            if doc.get("status") == po["status"]:
+                return _link_rows(po, doc["pages"])
+        opts = {"stripe_account": po["_account"]}
+        pages = puller.pages(lambda c, p: c.v1.balance_transactions.list(params=p, options=opts),  # type: ignore[arg-type]
+                             {"payout": po["id"]})
+        if path is not None and po["status"] in FINAL_PAYOUT:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"status": po["status"], "pages": pages}))
+        return _link_rows(po, pages)
+
+    t0 = time.monotonic()
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="recon-payouts") as pool:
+            payouts = [po for batch in pool.map(payouts_of, sorted(set(accounts))) for po in batch]
+            payouts = list({po["id"]: po for po in payouts}.values())
+            rows = [r for batch in pool.map(links_of, payouts) for r in batch]
+    finally:
+        bar.close()
+    rows = list({(r["destination_payment"], r["payout_id"]): r for r in rows}.values())
+    stats.add(payouts=len(payouts), links=len(rows))
+    stats.seconds += time.monotonic() - t0
+    return rows
+
+
+def _link_rows(po: dict[str, Any], pages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"destination_payment": txn["source"], "payout_id": po["id"], "account": po["_account"],
+             "payout_status": po["status"], "arrival_date": po.get("arrival_date"),
+             "failure_code": po.get("failure_code")}
+            for page in pages for txn in page["data"]
+            if isinstance(txn.get("source"), str) and txn["source"].startswith("py_")]
+
+
+# --- frames -----------------------------------------------------------------------------------------------
+def transfers_frame(objs: list[dict[str, Any]]) -> pd.DataFrame:
+    """Raw transfer objects → TRANSFER_COLUMNS."""
+    rows = []
+    for o in objs:
+        meta = o.get("metadata") or {}
+        rows.append({
+            "transfer_id": o["id"], "created": int(o["created"]), "amount": int(o["amount"]),
+            "currency": str(o["currency"]).upper(), "destination": o.get("destination"),
+            "transfer_group": o.get("transfer_group"), "ledger_payout_id": meta.get("ledger_payout_id"),
+            "source": "manual" if meta.get("source") == MANUAL_SOURCE else "automated",
+            "amount_reversed": int(o.get("amount_reversed") or 0), "reversed": bool(o.get("reversed")),
+            "destination_payment": o.get("destination_payment"),
+        })
+    return conform_transfers(pd.DataFrame(rows, columns=list(TRANSFER_COLUMNS)))
+
+
+def conform_transfers(df: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame(index=df.index)
+    for col, kind in TRANSFER_COLUMNS.items():
+        if col == "created":
+            raw = df[col]
+            ts = (pd.to_datetime(raw.astype("int64"), unit="s", utc=True) if pd.api.types.is_numeric_dtype(raw)
+                  else pd.to_datetime(raw, utc=True, format="ISO8601"))
+            out[col] = ts.astype("datetime64[us, UTC]")
+        elif kind == "string":
+            s = df[col].astype("string")
+            out[col] = s.mask(s.str.strip() == "")
+        else:
+            out[col] = df[col].astype(kind)
+    out["currency"] = out["currency"].str.upper()
+    return out.reset_index(drop=True)
+
+
+def links_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=list(PAYOUT_LINK_COLUMNS))
+    out = pd.DataFrame(index=df.index)
+    for col, kind in PAYOUT_LINK_COLUMNS.items():
+        if col == "arrival_date":
+            out[col] = pd.to_datetime(df[col].astype("Int64"), unit="s", utc=True).astype("datetime64[us, UTC]")
+        else:
+            out[col] = df[col].astype(kind)
+    return out.sort_values(["destination_payment", "payout_id"]).reset_index(drop=True)
+
+
+def load_stripe(client_factory: ClientFactory, config: ReconConfig, cache_dir: Path | None,
+                progress: bool = True, *, threads: int = DEFAULT_THREADS, slices: int | None = None,
+                max_rps: float | None = DEFAULT_MAX_RPS) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Transfers in the period plus the cut-off margin, and the payout links of their accounts.
+
+    ``transfers.attrs["pull_stats"]`` holds the :class:`PullStats` of the pull.
+    """
+    lo, hi = window(config)
+    stats = PullStats()
+    days = max(1, (hi - lo) // 86400)
+    objs = pull_transfers(client_factory, lo, hi, slices=slices or min(32, max(threads, days // 7)),
+                          threads=threads, cache_dir=cache_dir, seal_after=config.cutoff_margin_days * 86400,
+                          max_rps=max_rps, progress=progress, stats=stats)
+    transfers = transfers_frame(objs)
+    accounts = [a for a in transfers["destination"].dropna().unique().tolist() if a]
+    links = pull_payout_links(client_factory, accounts, lo, hi + int(PAYOUT_LOOKAHEAD.total_seconds()),
+                              threads=threads, cache_dir=cache_dir, max_rps=max_rps, progress=progress,
+                              stats=stats)
+    transfers.attrs["pull_stats"] = stats.as_dict()
+    return transfers, links_frame(links)
+
+
+def load_stripe_csv(path: Path | str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``--stripe FILE.csv``: a transfers export with TRANSFER_COLUMNS (``created`` ISO 8601 or unix
+    seconds, integer minor-unit amounts). It carries no payout chain, so links are empty."""
+    from payops.errors import FieldProblem, ParamsInvalid
+
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in TRANSFER_COLUMNS if c not in raw.columns]
+    if missing:
+        raise ParamsInvalid([FieldProblem(f"stripe.{c}", f"column missing from {path}") for c in missing],
+                            "Stripe export")
+    problems = [FieldProblem(f"stripe.{c}", f"not integer minor units in {path}")
+                for c in ("amount", "amount_reversed") if not raw[c].str.fullmatch(r"-?\d{1,18}").all()]
+    if problems:
+        raise ParamsInvalid(problems, "Stripe export")
+    if raw["created"].str.fullmatch(r"\d+").all():
+        raw["created"] = raw["created"].astype("int64")
+    raw["reversed"] = raw["reversed"].str.lower().isin(["true", "1", "yes"])
+    return conform_transfers(raw), links_frame([])

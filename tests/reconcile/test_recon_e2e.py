@@ -1,0 +1,104 @@
+"""`payops recon` end to end after the demo seed: archive, planted breaks, exit codes, then nbval."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from payops import demo_data as dd
+from payops import runner
+from payops.cli import app
+from payops.reconcile import store
+from payops.reconcile.params import create_recon_run, validate_recon
+
+pytestmark = [pytest.mark.e2e, pytest.mark.db, pytest.mark.slow]
+ARGS = ["recon", "--from", "2026-09-01", "--to", "2026-11-30"]
+PLANTED = {
+    ("DUPLICATE_PAYMENT", dd.RECON_DUP_TRANSFER),
+    ("REVERSED_PARTIAL", dd.RECON_REVERSED_TRANSFER),
+    ("PAYOUT_FAILED", dd.RECON_FAILED_TRANSFER),
+    ("MISSING_IN_LEDGER", dd.RECON_ORPHAN_TRANSFER),
+}
+
+
+@pytest.fixture()
+def recon_env(payops_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("PAYOPS_RECON_CACHE_DIR", str(tmp_path / "recon-cache"))
+    return payops_env
+
+
+def _invoke(*extra: str) -> tuple[int, str]:
+    res = CliRunner().invoke(app, [*ARGS, *extra])
+    return res.exit_code, res.output
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_recon_cli_finds_planted_breaks(recon_env) -> None:  # type: ignore[no-untyped-def]
+    code, out = _invoke()
+    assert code == 10, out
+    m = re.search(r"run (\S+)", out)
+    assert m, out
+    run_id = m.group(1)
+    folder = Path(re.search(r"archive: (\S+)", out).group(1))  # type: ignore[union-attr]
+    assert (folder / "payouts_vs_ledger.ipynb").is_file() and (folder / "payouts_vs_ledger.html").is_file()
+    assert (folder / "manifest.json").is_file()
+    assert list(folder.rglob("*.csv")) and list(folder.rglob("*.xlsx"))
+    breaks = store.breaks_of(run_id)
+    found = {(b["category"], b["transfer_id"]) for b in breaks}
+    assert PLANTED <= found, found
+    by_ledger = {b["ledger_payout_id"]: b["category"] for b in breaks if b["transfer_id"] is None}
+    assert by_ledger[dd.RECON_MISSING_LEDGER_ID] == "MISSING_IN_STRIPE"
+    failed = next(b for b in breaks if b["transfer_id"] == dd.RECON_FAILED_TRANSFER)
+    assert failed["payout_id"] == dd.RECON_FAILED_PAYOUT
+
+    code, out = _invoke("--max-unexplained", "100")
+    assert code == 0, out
+    last = store.latest_run_id()
+    for b in store.breaks_of(last):
+        if b["explanation"] is None:
+            res = CliRunner().invoke(app, ["recon", "explain", b["id"], "--note", "reviewed in the demo"])
+            assert res.exit_code == 0, res.output
+    code, out = _invoke()
+    assert code == 0, out  # explanations follow the breaks into the next run
+    rid = store.latest_run_id()
+    res = CliRunner().invoke(app, ["recon", "signoff", rid, "--preparer", "aaaaaaaa-0000-4000-8000-00000000000a",
+                                   "--approver", "aaaaaaaa-0000-4000-8000-00000000000a"])
+    assert res.exit_code == 2, res.output
+    res = CliRunner().invoke(app, ["recon", "signoff", rid, "--preparer", "aaaaaaaa-0000-4000-8000-00000000000a",
+                                   "--approver", "bbbbbbbb-0000-4000-8000-00000000000b"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(app, ["recon", "breaks", rid, "--format", "json"])
+    assert res.exit_code == 0 and json.loads(res.output)["run_id"] == rid
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_recon_notebook_under_nbval(recon_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    params = validate_recon({"period_from": "2026-09-01", "period_to": "2026-11-30", "max_unexplained": 1000})
+    run_id = create_recon_run(params)
+    nbdir, cwd = tmp_path / "nb", tmp_path / "elsewhere"
+    nbdir.mkdir()
+    cwd.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    given = params.model_dump(mode="json") | {"run_id": run_id}
+    prepared = nbdir / "payouts_vs_ledger.ipynb"
+    res = subprocess.run([sys.executable, "-m", "papermill", "--prepare-only",
+                          str(runner.notebook_path("reconciliation", "payouts_vs_ledger")), str(prepared),
+                          "-y", yaml.safe_dump(given)], cwd=cwd, env=env, capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert res.returncode == 0, res.stderr
+    ini = tmp_path / "nbval.ini"
+    ini.write_text("[pytest]\n")
+    res = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q", "-c",
+                          str(ini), "--rootdir", str(nbdir), str(nbdir)], cwd=cwd, env=env, capture_output=True,
+                         text=True, timeout=600, check=False)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-5000:]
+    assert not re.search(r"\d+ (failed|errors?)", res.stdout), res.stdout[-3000:]
+    assert store.breaks_of(run_id), "the notebook did not persist its breaks"
