@@ -103,11 +103,18 @@ def main() -> None:
             console.print(Panel(m["json"]["text"], title="Slack #payments-alerts (delivered)"))
         for e in sinks.emails():
             console.print(Panel(e["text"][:900], title=f"Email to {', '.join(e['rcpt_tos'])}: {e['subject']}"))
+        console.print(f"archive: {live.run_dir}", soft_wrap=True)
+        console.rule("[bold]5. Finance reconciliation, 2026-09-01 … 2026-11-30 (Stripe vs ledger)")
+        from payops.reconcile.cli import run_reconciliation
+        from payops.reconcile.params import validate_recon
+
+        recon_id = run_reconciliation(validate_recon({
+            "period_from": "2026-09-01", "period_to": "2026-11-30", "max_unexplained": 1000}))
         report = verify_archive(settings.output_dir)
-        console.print(f"archive: {live.run_dir}")
         console.print(("[green]✓ archive verifies[/]" if report.ok else f"[red]✗ {report.first_problem}[/]")
-                      + f" — {report.runs_checked} run(s), {report.files_checked} file(s) in the chain")
-        console.print(json.dumps({"dry_run": dry.run_id, "live_run": live.run_id, "transfer": tr_id}))
+                      + f" — {report.runs_checked} run(s) in the chain")
+        console.print(json.dumps({"dry_run": dry.run_id, "live_run": live.run_id, "transfer": tr_id,
+                                  "reconciliation": recon_id}))
         if not report.ok:
             raise SystemExit(1)
     finally:

@@ -147,11 +147,15 @@ def prepare_run(sop: str, params: ManualPayoutParams, *, live: bool, settings: S
     if params.currency is None:
         raise ParamsInvalid(FieldProblem("currency", "must be resolved before a run is created"))
     params = params.model_copy(update={"dry_run": not live})
-    if parent_run_id is None and live:
+    if live:
         with session_scope(settings) as s:
-            parent_run_id = s.scalar(select(RunbookRun.id).where(
-                RunbookRun.params_hash == params.params_hash(), RunbookRun.mode == "dry-run")
-                .order_by(RunbookRun.created_at.desc()).limit(1))
+            if parent_run_id is None:
+                parent_run_id = s.scalar(select(RunbookRun.id).where(
+                    RunbookRun.params_hash == params.params_hash(), RunbookRun.mode == "dry-run")
+                    .order_by(RunbookRun.created_at.desc()).limit(1))
+            if detected_at is None and parent_run_id is not None:
+                # the incident was detected when ops started on it (the dry run), not when it went live
+                detected_at = s.scalar(select(RunbookRun.detected_at).where(RunbookRun.id == parent_run_id))
     return create_run(
         sop, params=params.model_dump(mode="json"), params_hash=params.params_hash(), mode=mode_for(params),
         subject_key=params.ledger_payout_id, operator=params.operator, settings=settings,

@@ -90,3 +90,17 @@ def test_live_without_approvals_is_refused_before_anything(payops_env) -> None: 
     assert "approvals.ops" in res.stderr and "approvals.finance" in res.stderr
     assert counts() == {"runs": 0, "live_runs": 0, "approvals": 0, "manual_payouts": 0, "intents": 0}
     assert stripe_transfers(payops_env.sandbox) == []
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_live_run_keeps_the_detection_time_of_its_dry_run(payops_env) -> None:  # type: ignore[no-untyped-def]
+    """The SLA clock starts when ops started on the incident, so approvals never precede detection."""
+    dry = approved_dry_run()
+    assert cli("runs", "resume", dry, "--live").exit_code == 0
+    dry_info = json.loads(cli("runs", "show", dry, "--format", "json").stdout)
+    live_info = json.loads(cli("runs", "show", latest_run("live")["id"], "--format", "json").stdout)
+    assert live_info["detected_at"] == dry_info["detected_at"]
+    settle = json.loads((Path(latest_run("live")["output_dir"]) / "results" / "50-settle.json").read_text())
+    tl = settle["timeline"]
+    assert tl["detected"] <= tl["approved"] <= tl["transferred"] <= tl["paid"]
+    assert settle["within_sla"] is True

@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from payops.errors import FieldProblem, ParamsInvalid, ReconciliationBreaks
+from payops.money import Money
 
 F = TypeVar("F", bound=Callable[..., Any])
 app = typer.Typer(help="Finance reconciliation: Stripe payouts vs the ledger; breaks, explanations, sign-off.",
@@ -111,9 +112,9 @@ def _print_summary(breaks: list[dict[str, Any]]) -> None:
     for b in breaks:
         amounts[(b["category"], b["currency"])] += b["amount"]
     open_by = Counter((b["category"], b["currency"]) for b in breaks if b["explanation"] is None)
-    table = Table("category", "currency", "breaks", "unexplained", "amount (minor units)", title="breaks")
+    table = Table("category", "currency", "breaks", "unexplained", "amount", title="breaks")
     for key in sorted(counts):
-        table.add_row(key[0], key[1], str(counts[key]), str(open_by[key]), str(amounts[key]))
+        table.add_row(key[0], key[1], str(counts[key]), str(open_by[key]), Money(amounts[key], key[1]).format())
     console.print(table if breaks else "no breaks: every ledger row and every transfer matched")
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -38,7 +39,7 @@ from typing import Any
 
 import pandas as pd
 import stripe
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bars: no widget warnings in executed notebooks
 
 from payops.reconcile.schema import PAYOUT_LINK_COLUMNS, TRANSFER_COLUMNS, ReconConfig
 from payops.stripe_api import with_backoff
@@ -180,7 +181,7 @@ def pull_transfers(client_factory: ClientFactory, lo: int, hi: int, *, slices: i
     stats = stats or PullStats()
     plan = plan_slices(lo, hi, slices)
     now = time.time() if now is None else now
-    bar = tqdm(desc="stripe transfers", unit="obj", disable=not progress, leave=True)
+    bar = tqdm(desc="stripe transfers", unit="obj", disable=not progress, leave=True, file=sys.stdout, mininterval=1.0)
     puller = _Puller(client_factory, max_rps, stats, bar)
 
     def one(sl: Slice) -> list[dict[str, Any]]:
@@ -227,7 +228,7 @@ def pull_payout_links(client_factory: ClientFactory, accounts: Iterable[str], lo
                       stats: PullStats | None = None) -> list[dict[str, Any]]:
     """One row per (destination payment, payout) for the payouts of ``accounts`` created in [lo, hi]."""
     stats = stats or PullStats()
-    bar = tqdm(desc="stripe payouts", unit="obj", disable=not progress, leave=True)
+    bar = tqdm(desc="stripe payouts", unit="obj", disable=not progress, leave=True, file=sys.stdout, mininterval=1.0)
     puller = _Puller(client_factory, max_rps, stats, bar)
 
     def payouts_of(account: str) -> list[dict[str, Any]]:

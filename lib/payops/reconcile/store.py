@@ -225,3 +225,21 @@ def breaks_of(recon_run_id: str, *, settings: Settings | None = None) -> list[di
                                                .order_by(ReconBreak.first_seen, ReconBreak.category,
                                                          ReconBreak.break_key))
         return [_break_dict(b) for b in rows]
+
+
+def break_table(recon_run_id: str, *, settings: Settings | None = None) -> Any:
+    """The break list as Finance reads it: the id to pass to `payops recon explain`, amount, reason,
+    evidence, suggested action, age. A pandas Styler, so long reasons wrap instead of being cut."""
+    import pandas as pd
+
+    from payops.money import Money
+
+    rows = breaks_of(recon_run_id, settings=settings)
+    df = pd.DataFrame([{
+        "break id (for explain)": b["id"], "category": b["category"],
+        "amount": Money(b["amount"], b["currency"]).format(), "reason": b["reason"],
+        "evidence": " · ".join(x for x in (b["ledger_payout_id"], b["transfer_id"], b["payout_id"]) if x),
+        "suggested action": b["suggested_action"], "first seen": b["first_seen"],
+        "explanation": b["explanation"] or "",
+    } for b in rows])
+    return df.style.hide(axis="index").set_properties(**{"white-space": "normal", "text-align": "left"})

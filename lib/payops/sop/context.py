@@ -151,7 +151,7 @@ class StepContext:
         with self.session() as s:
             runstate.set_step(s, self.run_id, self.step, result_json=dumps(partial))
 
-    def record(self, result: StepResult) -> Path:
+    def record(self, result: StepResult) -> None:
         """Write the step's result to the run folder and the database. A failed result is recorded
         too, then the caller raises."""
         data = result.as_dict()
@@ -161,7 +161,7 @@ class StepContext:
             if result.ok:
                 values.update(status="succeeded", finished_at=utcnow(), error=None)
             runstate.set_step(s, self.run_id, self.step, **values)
-        return path
+        print(f"recorded {self.step} → {path.relative_to(self.run_dir)}")
 
 
 def require(condition: bool, message: str) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 import stripe
+from matplotlib.figure import Figure
 from sqlalchemy import select, update
 
 from payops import runstate
@@ -62,15 +63,13 @@ class SettleResult:
             rows.append({"stage": stage, "at (UTC)": at, "minutes since detected": minutes})
         return pd.DataFrame(rows)
 
-    def chart(self):  # type: ignore[no-untyped-def]
-        """Horizontal bar of minutes per stage with the SLA line."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+    def chart(self) -> Figure | None:
+        """Horizontal bar of minutes per stage with the SLA line (None when nothing happened yet)."""
         df = self.timeline_frame().dropna(subset=["minutes since detected"])
-        fig, ax = plt.subplots(figsize=(7, 2.4))
+        if df.empty:
+            return None
+        fig = Figure(figsize=(7, 2.4))
+        ax = fig.subplots()
         ax.barh(df["stage"], df["minutes since detected"], color="#4c72b0")
         ax.axvline(self.sla_minutes, color="#c44e52", linestyle="--", label=f"SLA {self.sla_minutes} min")
         ax.invert_yaxis()
