@@ -62,6 +62,23 @@ def _amount_text(value: Any) -> str:
     return value
 
 
+def _single_line(v: str, *, max_len: int) -> None:
+    """Names and reasons end up in SQL, emails and Slack: one visible line, bounded."""
+    if _CONTROL.search(v):
+        raise ValueError("contains a newline or control character (invisible and bidi characters included)")
+    if len(v) > max_len:
+        raise ValueError(f"is longer than {max_len} characters")
+
+
+def _raise_field_problems(problems: list[FieldProblem]) -> None:
+    """Model-level checks report several named fields at once (unpacked by ``_problems_from``)."""
+    if problems:
+        raise PydanticCustomError(
+            "field_problems", "{summary}",
+            {"summary": "; ".join(str(p) for p in problems), "problems": [(p.field, p.message) for p in problems]},
+        )
+
+
 class ManualPayoutParams(BaseModel):
     """The SOP's flags (``scripts/manual_payout.py``), plus currency, rehearsal and operator."""
 
@@ -97,12 +114,9 @@ class ManualPayoutParams(BaseModel):
     @field_validator("studio_name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if _CONTROL.search(v):
-            raise ValueError("contains a newline or control character (invisible and bidi characters included)")
+        _single_line(v, max_len=200)
         if v != v.strip() or not v:
             raise ValueError("must be non-empty without leading or trailing spaces")
-        if len(v) > 200:
-            raise ValueError("is longer than 200 characters")
         return v
 
     @field_validator("incident_id")
@@ -115,12 +129,9 @@ class ManualPayoutParams(BaseModel):
     @field_validator("reason")
     @classmethod
     def _reason(cls, v: str) -> str:
-        if _CONTROL.search(v):
-            raise ValueError("contains a newline or control character (invisible and bidi characters included)")
+        _single_line(v, max_len=500)
         if not v.strip():
             raise ValueError("must say why the manual payout is needed")
-        if len(v) > 500:
-            raise ValueError("is longer than 500 characters")
         return v
 
     @field_validator("notes")
@@ -164,11 +175,7 @@ class ManualPayoutParams(BaseModel):
             for name in ("studio_name", "incident_id", "reason", "notes")
             for hit in scan_text(getattr(self, name) or "", name)[:1]
         ]
-        if problems:
-            raise PydanticCustomError(
-                "field_problems", "{summary}",
-                {"summary": "; ".join(str(p) for p in problems), "problems": [(p.field, p.message) for p in problems]},
-            )
+        _raise_field_problems(problems)
         return self
 
     @model_validator(mode="after")
@@ -184,11 +191,7 @@ class ManualPayoutParams(BaseModel):
                 problems.append(FieldProblem(name, str(exc)))
         if not problems and Money.parse(self.amount, self.currency).is_zero():
             problems.append(FieldProblem("amount", "must be greater than zero"))
-        if problems:
-            raise PydanticCustomError(
-                "field_problems", "{summary}",
-                {"summary": "; ".join(str(p) for p in problems), "problems": [(p.field, p.message) for p in problems]},
-            )
+        _raise_field_problems(problems)
         for name, text in values.items():
             object.__setattr__(self, name, text)  # canonical form so the params hash is stable
         return self
