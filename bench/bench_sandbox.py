@@ -64,7 +64,50 @@ def _start_server(port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("sandbox did not start: " + (proc.stderr.read().decode() if proc.stderr else ""))
 
 
+def _asgi_rate(n: int, method: str, path: str, query: bytes = b"", body: bytes = b"") -> float:
+    """The sandbox app alone (ASGI calls in this process: no HTTP, no SDK): its own capacity."""
+    import asyncio
+
+    from payops.sandbox.app import create_app
+    from payops.sandbox.faults import FaultConfig
+    from payops.sandbox.runtime import Sandbox
+
+    app = create_app(Sandbox("demo", faults=FaultConfig(rate_limit=0)))
+    headers = [(b"authorization", f"Bearer {demo_data.PLATFORM_KEY}".encode()),
+               (b"content-type", b"application/x-www-form-urlencoded"), (b"content-length", str(len(body)).encode())]
+    scope = {"type": "http", "http_version": "1.1", "method": method, "path": path, "raw_path": path.encode(),
+             "query_string": query, "root_path": "", "scheme": "http", "server": ("127.0.0.1", 1),
+             "client": ("127.0.0.1", 2), "headers": headers}
+
+    async def one() -> None:
+        sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.disconnect"}
+
+        async def send(_message: dict[str, Any]) -> None:
+            return None
+
+        await app(dict(scope), receive, send)
+
+    async def run(k: int) -> float:
+        start = time.perf_counter()
+        for _ in range(k):
+            await one()
+        return time.perf_counter() - start
+
+    asyncio.run(run(50))
+    return n / asyncio.run(run(n))
+
+
 def main() -> dict[str, Any]:
+    create_body = b"amount=10&currency=usd&destination=acct_test_studio_b"
+    app_create = _asgi_rate(N_CREATE, "POST", "/v1/transfers", body=create_body)
+    app_list = _asgi_rate(N_LIST, "GET", "/v1/transfers", query=b"limit=100")
     port = free_port()
     proc = _start_server(port)
     url = f"http://127.0.0.1:{port}"
@@ -90,6 +133,8 @@ def main() -> dict[str, Any]:
         "sdk_create_rps": round(create, 1), "raw_create_rps": round(raw_create, 1),
         "sdk_list100_rps": round(listing, 1), "raw_list100_rps": round(raw_list, 1),
         "sdk_list100_parse_only_rps": round(parse_only, 1),
+        "app_create_rps": round(app_create, 1), "app_list100_rps": round(app_list, 1),
+        "app_meets_target": app_create >= TARGET_RPS and app_list >= TARGET_RPS,
         "ratio_create_vs_ping": round(create / baseline_ping, 3),
         "ratio_list100_vs_ping": round(listing / baseline_ping, 3),
         "ratio_list100_vs_parse_only": round(listing / parse_only, 3),
@@ -104,7 +149,9 @@ def main() -> dict[str, Any]:
                        ("requests POST /v1/transfers", "raw_create_rps"),
                        ("SDK transfers.list(limit=100)", "sdk_list100_rps"),
                        ("requests GET /v1/transfers?limit=100", "raw_list100_rps"),
-                       ("SDK deserialize 100 transfers (no I/O)", "sdk_list100_parse_only_rps")):
+                       ("SDK deserialize 100 transfers (no I/O)", "sdk_list100_parse_only_rps"),
+                       ("sandbox app alone: create (ASGI, no HTTP/SDK)", "app_create_rps"),
+                       ("sandbox app alone: list(limit=100)", "app_list100_rps")):
         table.add_row(label, f"{results[key]:.0f}", f"{results[key] / baseline_ping:.2f}")
     Console().print(table)
     Console().print(f"results written to {RESULTS}")
