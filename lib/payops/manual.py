@@ -103,12 +103,11 @@ def run_manual_payout(
     return _execute(run.id, settings, wait_seconds, console)
 
 
-def _execute(run_id: str, settings: Settings, wait_seconds: float, console: Console | None,
-             from_step: str | None = None) -> runner.RunOutcome:
+def _execute(run_id: str, settings: Settings, wait_seconds: float, console: Console | None) -> runner.RunOutcome:
     with _progress(console) as on_step:
         try:
             outcome = runner.execute(run_id, settings=settings, overrides={"wait_seconds": wait_seconds},
-                                     on_step=on_step, from_step=from_step)
+                                     on_step=on_step)
         except PayopsError:
             if console:
                 report(runner.outcome_of(run_id, settings=settings), console)
@@ -215,8 +214,8 @@ def settle(run_id: str, *, wait_seconds: float, console: Console | None) -> runn
         if console:
             console.print(f"run {run_id} already settled: payout {result.get('payout_id')} paid")
         return runner.outcome_of(run_id, settings=settings)
-    return _execute(run_id, settings, wait_seconds, console, from_step="50-settle" if step.status == "succeeded"
-                    else None)
+    # a settle step succeeds only once the payout is paid (handled above): here it failed or never ran
+    return _execute(run_id, settings, wait_seconds, console)
 
 
 def _run_summary(r: RunbookRun) -> dict[str, Any]:

@@ -92,10 +92,14 @@ def mode_for(params: ManualPayoutParams) -> str:
     return "rehearsal" if params.is_rehearsal else "live"
 
 
+def _fallback_key_problems(params: ManualPayoutParams, settings: Settings) -> list[FieldProblem]:
+    return key_problems(settings.stripe_fallback_secret_key, env_var="STRIPE_FALLBACK_SECRET_KEY",
+                        settings=settings, rehearsal=params.is_rehearsal, want_restricted=False)
+
+
 def preflight_key(params: ManualPayoutParams, settings: Settings) -> None:
     """Before any run is created (dry runs too: verify searches Stripe with this key)."""
-    problems = key_problems(settings.stripe_fallback_secret_key, env_var="STRIPE_FALLBACK_SECRET_KEY",
-                            settings=settings, rehearsal=params.is_rehearsal, want_restricted=False)
+    problems = _fallback_key_problems(params, settings)
     if problems:
         raise ParamsInvalid(problems, "environment")
 
@@ -103,8 +107,7 @@ def preflight_key(params: ManualPayoutParams, settings: Settings) -> None:
 def preflight_live(params: ManualPayoutParams, settings: Settings, extra_approvals: dict[str, str] | None = None
                    ) -> None:
     """Before a live run is created: the key and dual approval. Raises, changing nothing."""
-    problems = key_problems(settings.stripe_fallback_secret_key, env_var="STRIPE_FALLBACK_SECRET_KEY",
-                            settings=settings, rehearsal=params.is_rehearsal, want_restricted=False)
+    problems = _fallback_key_problems(params, settings)
     if params.operator is None:
         problems.append(FieldProblem("operator", "a live run needs --operator UUID (or PAYOPS_OPERATOR_ID)"))
     if problems:
@@ -184,14 +187,12 @@ def _error_line(exc: PapermillExecutionError) -> tuple[str, int]:
 
 
 def execute(run_id: str, *, settings: Settings | None = None, overrides: dict[str, Any] | None = None,
-            on_step: Callable[[str, str, float], None] | None = None, from_step: str | None = None) -> RunOutcome:
+            on_step: Callable[[str, str, float], None] | None = None) -> RunOutcome:
     """Execute the run's unfinished steps in order; seal the folder at the end whatever happened."""
     settings = settings or get_settings()
     overrides = overrides or {}
     with session_scope(settings) as s:
         run = runstate.claim(s, run_id)
-        if from_step is not None:  # re-run a finished step on purpose (e.g. `payops settle`)
-            runstate.set_step(s, run_id, from_step, status="pending")
         steps = runstate.steps_of(s, run_id)
     folder = Path(run.output_dir or ".")
     failure: StepFailed | None = None

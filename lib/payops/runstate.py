@@ -141,6 +141,12 @@ def approvals_for(s: Session, params_hash: str) -> dict[str, ApprovalView]:
     return {a.role: ApprovalView(a.role, a.approver_id, a.run_id, a.params_hash, a.decided_at) for a in rows}
 
 
+def approver_ids(approvals: dict[str, ApprovalView]) -> tuple[str | None, str | None]:
+    """(ops approver, finance approver) — None where that approval is missing."""
+    ops, fin = approvals.get("ops"), approvals.get("finance")
+    return (ops.approver_id if ops else None, fin.approver_id if fin else None)
+
+
 def approval_problems(approvals: dict[str, ApprovalView], operator: str | None) -> list[FieldProblem]:
     """Dual control: one ops, one finance, distinct people, neither the operator."""
     problems: list[FieldProblem] = []

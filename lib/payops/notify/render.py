@@ -71,21 +71,21 @@ class Drafts:
     slack_payload: dict[str, Any]
     email: EmailMessage
 
+    def _part(self, subtype: str) -> str:
+        part = self.email.get_body((subtype,))
+        if part is None:  # pragma: no cover - render_drafts always adds it
+            raise ValueError(f"email draft has no text/{subtype} part")
+        return str(part.get_content())  # type: ignore[attr-defined]
+
     @property
     def email_text(self) -> str:
         """The text/plain part of the email."""
-        part = self.email.get_body(("plain",))
-        if part is None:  # pragma: no cover - render_drafts always adds it
-            raise ValueError("email draft has no text/plain part")
-        return str(part.get_content())  # type: ignore[attr-defined]
+        return self._part("plain")
 
     @property
     def email_html(self) -> str:
         """The text/html part of the email."""
-        part = self.email.get_body(("html",))
-        if part is None:  # pragma: no cover - render_drafts always adds it
-            raise ValueError("email draft has no text/html part")
-        return str(part.get_content())  # type: ignore[attr-defined]
+        return self._part("html")
 
     def write(self, folder: Path) -> list[Path]:
         """Save ``slack.json``, ``email.eml``, ``email.html`` and ``email.txt`` into ``folder``.

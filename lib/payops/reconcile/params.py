@@ -31,6 +31,18 @@ MAX_SPAN_DAYS = 370
 LEDGER_SUFFIXES = (".csv", ".parquet")
 
 
+
+def _source(v: str, live: str, suffixes: tuple[str, ...], wrong_kind: str) -> str:
+    """``live`` (read the system directly) or an existing export file with one of ``suffixes``."""
+    if v == live:
+        return v
+    path = Path(v)
+    if path.suffix.lower() not in suffixes:
+        raise ValueError(wrong_kind)
+    if not path.is_file():
+        raise ValueError(f"{v!r} does not exist")
+    return str(path.resolve())
+
 class ReconParams(BaseModel):
     """One reconciliation: the period, where the ledger and Stripe data come from, the thresholds."""
 
@@ -48,26 +60,12 @@ class ReconParams(BaseModel):
     @field_validator("ledger")
     @classmethod
     def _ledger(cls, v: str) -> str:
-        if v == "db":
-            return v
-        path = Path(v)
-        if path.suffix.lower() not in LEDGER_SUFFIXES:
-            raise ValueError(f"{v!r} must be 'db' or a .csv / .parquet ledger export")
-        if not path.is_file():
-            raise ValueError(f"{v!r} does not exist")
-        return str(path.resolve())
+        return _source(v, "db", LEDGER_SUFFIXES, f"{v!r} must be 'db' or a .csv / .parquet ledger export")
 
     @field_validator("stripe")
     @classmethod
     def _stripe(cls, v: str) -> str:
-        if v == "api":
-            return v
-        path = Path(v)
-        if path.suffix.lower() != ".csv":
-            raise ValueError(f"{v!r} must be 'api' or a .csv export of transfers")
-        if not path.is_file():
-            raise ValueError(f"{v!r} does not exist")
-        return str(path.resolve())
+        return _source(v, "api", (".csv",), f"{v!r} must be 'api' or a .csv export of transfers")
 
     @field_validator("tolerance", "max_unexplained", "cutoff_margin_days", mode="before")
     @classmethod

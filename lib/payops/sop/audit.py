@@ -63,6 +63,7 @@ class AuditResult:
 
 def _values(ctx: StepContext, intent: TransferIntent | None, approvals: dict[str, Any]) -> dict[str, Any]:
     p = ctx.params
+    ops_id, finance_id = runstate.approver_ids(approvals)
     return {
         "run_id": ctx.run_id,
         "incident_id": p.incident_id,
@@ -78,8 +79,8 @@ def _values(ctx: StepContext, intent: TransferIntent | None, approvals: dict[str
         "stripe_transfer_id": intent.stripe_transfer_id if intent else "<tr_… from the live transfer>",
         "idempotency_key": ctx.idempotency_key,
         "stripe_request_id": intent.stripe_request_id if intent else None,
-        "approver_ops_id": approvals["ops"].approver_id if "ops" in approvals else None,
-        "approver_finance_id": approvals["finance"].approver_id if "finance" in approvals else None,
+        "approver_ops_id": ops_id,
+        "approver_finance_id": finance_id,
         "operator": ctx.operator,
         "is_rehearsal": p.is_rehearsal,
         "status": "transferred",

@@ -40,6 +40,7 @@ def build_notice(ctx: StepContext) -> PayoutNotice:
         studio = s.get(Studio, p.studio_id)
         intent = s.get(TransferIntent, p.ledger_payout_id)
         approvals = runstate.approvals_for(s, ctx.params_hash)
+    ops_id, finance_id = runstate.approver_ids(approvals)
     transfer_id = intent.stripe_transfer_id if (intent and intent.run_id == ctx.run_id and not ctx.dry_run) else None
     return PayoutNotice(
         run_id=ctx.run_id, incident_id=p.incident_id,
@@ -47,8 +48,7 @@ def build_notice(ctx: StepContext) -> PayoutNotice:
         studio_id=p.studio_id, studio_name=p.studio_name, studio_email=studio.email if studio else "",
         ledger_payout_id=p.ledger_payout_id, amount=p.money, reason=p.reason, reserve_after=p.reserve_money,
         transfer_id=transfer_id,
-        approver_ops_id=approvals["ops"].approver_id if "ops" in approvals else None,
-        approver_finance_id=approvals["finance"].approver_id if "finance" in approvals else None,
+        approver_ops_id=ops_id, approver_finance_id=finance_id,
         operator_id=ctx.operator, is_rehearsal=p.is_rehearsal, dry_run=ctx.dry_run,
         sla_minutes=ctx.settings.sla_minutes,
     )

@@ -58,6 +58,7 @@ def build_payload(ctx: StepContext) -> dict[str, Any]:
     with ctx.session() as s:
         approvals = runstate.approvals_for(s, ctx.params_hash)
     money = p.money
+    ops_id, finance_id = runstate.approver_ids(approvals)
     metadata = {
         "incident_id": p.incident_id,
         "studio_id": p.studio_id,
@@ -65,8 +66,8 @@ def build_payload(ctx: StepContext) -> dict[str, Any]:
         "reason": p.reason[:500],
         "reserve_after": p.reserve_after,
         "run_id": ctx.run_id,
-        "approver_ops_id": approvals["ops"].approver_id if "ops" in approvals else "",
-        "approver_finance_id": approvals["finance"].approver_id if "finance" in approvals else "",
+        "approver_ops_id": ops_id or "",  # Stripe metadata values are strings
+        "approver_finance_id": finance_id or "",
         "operator": ctx.operator or "",
         "is_rehearsal": "true" if p.is_rehearsal else "false",
         "source": "payops-manual-fallback",
