@@ -82,6 +82,32 @@ class Settings(BaseSettings):
     platform_default_currency: str = Field("CAD", validation_alias=_env("PLATFORM_DEFAULT_CURRENCY"))
     payout_timezone: str = Field("UTC", validation_alias=_env("PAYOUT_TIMEZONE"))
 
+    # --- the automated payout cycle -----------------------------------------------------------
+    payout_schedule_cron: str = Field(
+        "0 6 1,15 * *", validation_alias=_env("PAYOUT_SCHEDULE_CRON"),
+        description="When cycles run, as cron in PAYOUT_TIMEZONE (1st and 15th at 06:00 by default).",
+    )
+    payout_cycle_disabled: bool = Field(
+        False, validation_alias=_env("PAYOUT_CYCLE_DISABLED"),
+        description="The disable switch: a cycle then fails on purpose and leaves its payouts pending.",
+    )
+    payout_cycle_concurrency: int = Field(4, ge=1, le=32, validation_alias=_env("PAYOPS_CYCLE_CONCURRENCY"))
+    payout_stuck_after_minutes: int = Field(60, ge=1, validation_alias=_env("PAYOPS_CYCLE_STUCK_MINUTES"))
+    pre_run_check_minutes_before: int = Field(60, ge=1, validation_alias=_env("PAYOPS_PRE_RUN_MINUTES_BEFORE"))
+    post_run_check_minutes_after: int = Field(30, ge=1, validation_alias=_env("PAYOPS_POST_RUN_MINUTES_AFTER"))
+    rehearsal_schedule_cron: str = Field(
+        "0 14 * 1,4,7,10 2#2", validation_alias=_env("PAYOPS_REHEARSAL_CRON"),
+        description="Quarterly fallback rehearsal (second Tuesday of Jan/Apr/Jul/Oct, 14:00 PAYOUT_TIMEZONE).",
+    )
+    cron_secret_key: SecretStr | None = Field(
+        None, validation_alias=_env("CRON_SECRET_KEY"),
+        description="Bearer token the trigger endpoint requires (POST /cron/payout-cycle).",
+    )
+    webhook_public_url: str | None = Field(
+        None, validation_alias=_env("PAYOPS_WEBHOOK_URL"),
+        description="The public URL of the webhook receiver, as registered in Stripe (go-live check).",
+    )
+
     @model_validator(mode="after")
     def _absolute_paths(self) -> Settings:
         """Relative paths are resolved once, against the working directory of the process that reads
@@ -104,7 +130,7 @@ class Settings(BaseSettings):
         out: list[str] = []
         for name in (
             "stripe_fallback_secret_key", "stripe_secret_key", "stripe_webhook_secret",
-            "slack_webhook_url", "smtp_password", "pagerduty_routing_key",
+            "slack_webhook_url", "smtp_password", "pagerduty_routing_key", "cron_secret_key",
         ):
             val = getattr(self, name)
             if val is not None and val.get_secret_value():

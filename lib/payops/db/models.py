@@ -88,6 +88,12 @@ class PayoutRun(Base):
     studios_paid: Mapped[int] = mapped_column(Integer, default=0)
     total: Mapped[int] = mapped_column(BigInteger, default=0)
     currency: Mapped[str | None] = mapped_column(String(3))
+    # 0003: the cycle engine's bookkeeping
+    runbook_run_id: Mapped[str | None] = mapped_column(UUID)  # the runner's run executing (or that executed) it
+    studios_skipped: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    studios_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    totals_json: Mapped[str | None] = mapped_column(Text)  # {"CAD": minor units, …} transferred per currency
+    failure_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class LedgerPayout(Base):
@@ -105,6 +111,88 @@ class LedgerPayout(Base):
     stripe_transfer_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # 0003: the rest of the chain and why it stopped
+    stripe_destination_payment_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    stripe_payout_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class StudioEarning(Base):
+    """What a studio earned (a sale's share, an adjustment), waiting for a payout cycle.
+
+    ``ledger_payout_id`` is NULL until a cycle allocates the row to a ledger payout; a skipped studio's
+    rows stay NULL and are carried to the next cycle."""
+
+    __tablename__ = "studio_earnings"
+    id: Mapped[str] = mapped_column(UUID, primary_key=True)
+    studio_id: Mapped[str] = mapped_column(ForeignKey("studios.id"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)  # minor units; negative for an adjustment
+    currency: Mapped[str] = mapped_column(String(3))
+    earned_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    source: Mapped[str] = mapped_column(String(32))  # sale · adjustment · payment_intent
+    source_ref: Mapped[str | None] = mapped_column(String(255), unique=True)  # e.g. pi_… (one row per charge)
+    ledger_payout_id: Mapped[str | None] = mapped_column(ForeignKey("ledger_payouts.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PayoutSkip(Base):
+    """A studio a cycle did not pay, and why; its earnings were carried to the next cycle."""
+
+    __tablename__ = "payout_skips"
+    __table_args__ = (UniqueConstraint("payout_run_id", "studio_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    payout_run_id: Mapped[str] = mapped_column(ForeignKey("payout_runs.id"), index=True)
+    studio_id: Mapped[str] = mapped_column(ForeignKey("studios.id"))
+    gross: Mapped[int] = mapped_column(BigInteger)
+    net: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    code: Mapped[str] = mapped_column(String(32))  # below_threshold · not_eligible · no_account · currency
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookEvent(Base):
+    """Every Stripe event the receiver accepted, once (primary key = Stripe's event id)."""
+
+    __tablename__ = "webhook_events"
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # evt_…
+    type: Mapped[str] = mapped_column(String(64), index=True)
+    account: Mapped[str | None] = mapped_column(String(64))
+    livemode: Mapped[bool] = mapped_column(Boolean, default=False)
+    object_id: Mapped[str | None] = mapped_column(String(255))
+    created: Mapped[int | None] = mapped_column(BigInteger)  # Stripe's event.created (unix seconds)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    outcome: Mapped[str] = mapped_column(Text)  # what the receiver changed ("2 ledger payouts → paid")
+    payload_sha256: Mapped[str] = mapped_column(String(64))
+
+
+class ScheduledExecution(Base):
+    """One scheduler slot of one job. The unique (job, slot_at) is what makes "never twice" hold
+    across restarts and across two schedulers started by mistake."""
+
+    __tablename__ = "scheduled_executions"
+    __table_args__ = (UniqueConstraint("job", "slot_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job: Mapped[str] = mapped_column(String(64))
+    slot_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16))  # running · succeeded · failed · missed
+    owner: Mapped[str | None] = mapped_column(String(128))  # host:pid of the scheduler
+    runbook_run_id: Mapped[str | None] = mapped_column(UUID)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class OpsFlag(Base):
+    """Operational switches, e.g. ``payout_cycle_disabled`` (the rehearsal's disable switch)."""
+
+    __tablename__ = "ops_flags"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    set_by: Mapped[str | None] = mapped_column(String(64))
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 # --- the SOP's audit table ---------------------------------------------------------------------
