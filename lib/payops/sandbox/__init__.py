@@ -8,7 +8,9 @@ Module map:
 - ``runtime``    ``Sandbox``: state + faults + webhook sender + ticker + persistence
 - ``state``      thread-safe in-memory world, sandbox clock, JSON persistence
 - ``store``      ordered indexes and O(log n + page) pagination
-- ``transfers``, ``payouts``, ``accounts``, ``events``  the resources
+- ``transfers``, ``payouts``, ``accounts``, ``events``  the resources; ``connect`` account create/
+                 update/delete; ``payments`` PaymentIntents (destination charges); ``charges`` test
+                 cards, charges and their money; ``disputes`` disputes (opened by the control plane)
 - ``auth``       secret/restricted keys and permissions; ``faults`` fault knobs
 - ``forms``      Stripe form decoding; ``api_errors`` Stripe-shaped errors; ``context`` request ctx
 - ``seeds``      the demo/rehearsal world from ``payops.demo_data``; ``webhooks`` signed delivery

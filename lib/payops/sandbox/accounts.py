@@ -1,8 +1,9 @@
 """Connect accounts (``/v1/accounts``, ``/v1/account``), balance and balance transactions.
 
-Accounts are created by seeds or the control plane (``/_sandbox/accounts``); a change emits
-``account.updated`` on the connected account (``event.account`` set, ``data.previous_attributes``
-holding the old values) like Stripe's Connect events.
+Accounts are created by seeds, the control plane (``/_sandbox/accounts``) or ``POST /v1/accounts``
+(:mod:`payops.sandbox.connect`); a change emits ``account.updated`` on the connected account
+(``event.account`` set, ``data.previous_attributes`` holding the old values) like Stripe's Connect
+events. :func:`modify_account` is also how the control plane completes onboarding.
 """
 
 from __future__ import annotations
@@ -80,18 +81,30 @@ def add_account(state: SandboxState, acct: dict[str, Any]) -> dict[str, Any]:
 
 # Fields the control plane may change, and how each maps onto the account object.
 MODIFIABLE = ("name", "email", "charges_enabled", "payouts_enabled", "transfers", "metadata",
-              "payout_interval", "default_currency")
+              "payout_interval", "default_currency", "onboarding")
 
 
 def modify_account(state: SandboxState, acct_id: str, changes: dict[str, Any],
                    request_id: str | None = None) -> dict[str, Any]:
-    """Apply control-plane changes and emit ``account.updated`` with the previous attributes."""
+    """Apply control-plane changes and emit ``account.updated`` with the previous attributes.
+
+    Onboarding is complete when charges and payouts are enabled and the transfers capability is
+    active: requirements are then cleared, ``details_submitted`` and ``tos_acceptance`` set.
+    Enabling both charges and payouts (without naming ``transfers``) activates the transfers
+    capability; ``"onboarding": "complete" | "incomplete"`` sets all three at once.
+    """
     acct = state.get(acct_id, "account")
     if acct is None:
         raise missing("account", acct_id)
     unknown = set(changes) - set(MODIFIABLE)
     if unknown:
         raise invalid_param(sorted(unknown)[0], f"Cannot modify {sorted(unknown)}; allowed: {MODIFIABLE}")
+    if "onboarding" in changes:
+        if changes["onboarding"] not in ("complete", "incomplete"):
+            raise invalid_param("onboarding", "onboarding must be 'complete' or 'incomplete'")
+        done = changes["onboarding"] == "complete"
+        changes = {"charges_enabled": done, "payouts_enabled": done, "transfers": done,
+                   **{k: v for k, v in changes.items() if k != "onboarding"}}
     previous: dict[str, Any] = {}
 
     def setf(key: str, value: Any) -> None:
@@ -115,7 +128,10 @@ def modify_account(state: SandboxState, acct_id: str, changes: dict[str, Any],
     caps = dict(acct["capabilities"])
     if "transfers" in changes:
         caps["transfers"] = "active" if changes["transfers"] in (True, "active") else "inactive"
-    caps["card_payments"] = "active" if acct["charges_enabled"] else "inactive"
+    elif acct["charges_enabled"] and acct["payouts_enabled"] and {"charges_enabled", "payouts_enabled"} & set(changes):
+        caps["transfers"] = "active"  # onboarding finished: the transfers capability activates
+    if "card_payments" in caps:
+        caps["card_payments"] = "active" if acct["charges_enabled"] else "inactive"
     if caps != acct["capabilities"]:
         previous["capabilities"] = acct["capabilities"]
         acct["capabilities"] = caps
@@ -123,14 +139,17 @@ def modify_account(state: SandboxState, acct_id: str, changes: dict[str, Any],
         schedule = acct["settings"]["payouts"]["schedule"]
         previous["settings"] = {"payouts": {"schedule": dict(schedule)}}
         schedule["interval"] = changes["payout_interval"]
-    complete = acct["charges_enabled"] and acct["payouts_enabled"] and caps["transfers"] == "active"
+    complete = acct["charges_enabled"] and acct["payouts_enabled"] and caps.get("transfers") == "active"
     req = acct["requirements"]
     due = [] if complete else list(ONBOARDING_DUE)
     if req["currently_due"] != due:
         previous["requirements"] = dict(req)
         req.update(currently_due=due, eventually_due=list(due), past_due=list(due),
                    disabled_reason=None if complete else "requirements.past_due")
-        acct["details_submitted"] = complete
+        setf("details_submitted", complete)
+    if complete and acct["tos_acceptance"]["date"] is None:
+        previous["tos_acceptance"] = dict(acct["tos_acceptance"])
+        acct["tos_acceptance"].update(date=state.now_int(), ip="127.0.0.1")
     state.dirty = True
     if previous:
         state.emit("account.updated", acct, account=acct_id, previous=previous, request_id=request_id)

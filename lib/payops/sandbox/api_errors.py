@@ -2,7 +2,7 @@
 
 Stripe answers every failure with ``{"error": {"type", "code", "message", "param", "doc_url",
 "request_log_url"}}`` and a status code the SDK maps to an exception class (400/404 →
-``InvalidRequestError`` or ``IdempotencyError``, 401 → ``AuthenticationError``, 403 →
+``InvalidRequestError`` or ``IdempotencyError``, 401 → ``AuthenticationError``, 402 → ``CardError``, 403 →
 ``PermissionError``, 429 → ``RateLimitError``, 5xx/409 → ``APIError``).
 """
 
@@ -17,7 +17,8 @@ class StripeAPIError(Exception):
     """An error answered to the client in Stripe's JSON shape.
 
     ``save_idempotent`` says whether an idempotent request that failed this way stores the result
-    (Stripe does not store results of requests that failed validation before executing).
+    (Stripe does not store results of requests that failed validation before executing). ``extra``
+    adds fields to the error object (a card error's ``decline_code``, ``charge``, ``payment_intent``…).
     """
 
     def __init__(
@@ -30,6 +31,7 @@ class StripeAPIError(Exception):
         param: str | None = None,
         headers: dict[str, str] | None = None,
         save_idempotent: bool = False,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -39,6 +41,7 @@ class StripeAPIError(Exception):
         self.param = param
         self.headers = headers or {}
         self.save_idempotent = save_idempotent
+        self.extra = extra or {}
 
     def body(self, request_log_url: str | None = None) -> dict[str, Any]:
         err: dict[str, Any] = {"type": self.type, "message": self.message}
@@ -49,6 +52,7 @@ class StripeAPIError(Exception):
             err["param"] = self.param
         if request_log_url:
             err["request_log_url"] = request_log_url
+        err.update(self.extra)
         return {"error": err}
 
 

@@ -7,6 +7,11 @@ Stripe API (form-encoded bodies, JSON answers, ``Authorization: Bearer sk_test_�
     POST/GET      /v1/transfers/{id}/reversals  GET      /v1/transfers/{id}/reversals/{rid}
     GET           /v1/balance                   GET      /v1/balance_transactions[/{id}]
     GET           /v1/accounts[/{id}]           GET      /v1/account
+    POST          /v1/accounts                  POST/DELETE /v1/accounts/{id}        (connect.py)
+    POST/GET      /v1/payment_intents           GET/POST /v1/payment_intents/{id}    (payments.py)
+    POST          /v1/payment_intents/{id}/confirm          POST /v1/payment_intents/{id}/cancel
+    GET           /v1/charges[/{id}]                                                 (charges.py)
+    GET           /v1/disputes[/{id}]           POST     /v1/disputes/{id}/close     (disputes.py)
     POST/GET      /v1/payouts                   GET      /v1/payouts/{id}   POST /v1/payouts/{id}/cancel
     GET           /v1/events[/{id}]
     POST/GET      /v1/webhook_endpoints         GET/POST/DELETE /v1/webhook_endpoints/{id}
@@ -35,9 +40,22 @@ Control plane (no auth, loopback clients only; JSON in, JSON out)::
     POST   /_sandbox/accounts             {"id": "acct_…", "name", "email", "country",
                                           "default_currency", "charges_enabled", "payouts_enabled",
                                           "transfers": "active"|"inactive", "metadata",
-                                          "payout_interval"} — create, or modify (emits account.updated)
+                                          "payout_interval"} — create, or modify (emits account.updated);
+                                          {"id", "onboarding": "complete"|"incomplete"} (or charges_enabled
+                                          and payouts_enabled true) completes onboarding: requirements
+                                          cleared, transfers capability active, details_submitted
+    POST   /_sandbox/disputes             {"charge": "ch_…", "reason": "fraudulent", "amount"?, "inquiry"?}
+                                          opens a dispute du_… (charge.dispute.created, funds_withdrawn);
+                                          {"dispute": "du_…", "status": "won"|"lost"|"warning_closed"}
+                                          closes it (charge.dispute.closed) — see disputes.py
     POST   /_sandbox/fund                 {"amount": 100000, "currency": "cad", "account"?, "pending"?}
     GET    /_sandbox/requests[/{req_id}]  the last 1,000 API requests (request_log_url points here)
+
+Every event (transfer.*, payout.*, account.updated, payment_intent.*, charge.*, charge.dispute.*)
+is delivered to the webhook endpoints subscribed to it, signed like Stripe (see webhooks.py), so
+``stripe.Webhook.construct_event`` accepts it. Money moves: transfers.py, payouts.py, charges.py.
+Confirming a PaymentIntent needs ``payment_method_types[]=card``, ``automatic_payment_methods
+[allow_redirects]=never`` or a ``return_url`` — real Stripe refuses it otherwise, and so does the sandbox.
 
 A "lost response" fault commits the write, then aborts the TCP connection before any byte of the
 answer is sent (the outer ASGI wrapper reaches uvicorn's transport), so the client sees a
@@ -62,7 +80,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from payops.sandbox import accounts, events, payouts, transfers
+from payops.sandbox import accounts, charges, connect, disputes, events, payments, payouts, transfers
 from payops.sandbox.api_errors import StripeAPIError
 from payops.sandbox.auth import authenticate, authorize, redact
 from payops.sandbox.context import Ctx
@@ -91,6 +109,20 @@ ROUTES: list[tuple[str, str, Handler, str, str]] = [
     ("GET", r"/v1/accounts", accounts.list_accounts, "accounts", "read"),
     ("GET", r"/v1/accounts/([^/]+)", accounts.retrieve_account, "accounts", "read"),
     ("GET", r"/v1/account", accounts.retrieve_account, "accounts", "read"),
+    ("POST", r"/v1/accounts", connect.create_account, "accounts", "write"),
+    ("POST", r"/v1/accounts/([^/]+)", connect.update_account, "accounts", "write"),
+    ("DELETE", r"/v1/accounts/([^/]+)", connect.delete_account, "accounts", "write"),
+    ("POST", r"/v1/payment_intents", payments.create_payment_intent, "payment_intents", "write"),
+    ("GET", r"/v1/payment_intents", payments.list_payment_intents, "payment_intents", "read"),
+    ("GET", r"/v1/payment_intents/([^/]+)", payments.retrieve_payment_intent, "payment_intents", "read"),
+    ("POST", r"/v1/payment_intents/([^/]+)", payments.update_payment_intent, "payment_intents", "write"),
+    ("POST", r"/v1/payment_intents/([^/]+)/confirm", payments.confirm_payment_intent, "payment_intents", "write"),
+    ("POST", r"/v1/payment_intents/([^/]+)/cancel", payments.cancel_payment_intent, "payment_intents", "write"),
+    ("GET", r"/v1/charges", charges.list_charges, "charges", "read"),
+    ("GET", r"/v1/charges/([^/]+)", charges.retrieve_charge, "charges", "read"),
+    ("GET", r"/v1/disputes", disputes.list_disputes, "disputes", "read"),
+    ("GET", r"/v1/disputes/([^/]+)", disputes.retrieve_dispute, "disputes", "read"),
+    ("POST", r"/v1/disputes/([^/]+)/close", disputes.close, "disputes", "write"),
     ("POST", r"/v1/payouts", payouts.create_payout, "payouts", "write"),
     ("GET", r"/v1/payouts", payouts.list_payouts, "payouts", "read"),
     ("GET", r"/v1/payouts/([^/]+)", payouts.retrieve_payout, "payouts", "read"),

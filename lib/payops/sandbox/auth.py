@@ -2,8 +2,8 @@
 
 Restricted key permissions are ``{resource: "read" | "write"}`` (write implies read) using the
 sandbox's resource names: transfers, balance, balance_transactions, payouts, accounts, events,
-webhook_endpoints. A missing permission answers 403 in Stripe's words, naming the ``rak_…``
-permission that would allow the request.
+webhook_endpoints, payment_intents, charges, disputes. A missing permission answers 403 in Stripe's
+words, naming the ``rak_…`` permission that would allow the request.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from payops.sandbox.api_errors import StripeAPIError
 RAK_NAMES = {
     "transfers": "transfer", "balance": "balance", "balance_transactions": "balance_transaction_source",
     "payouts": "payout", "accounts": "connected_account", "events": "event",
-    "webhook_endpoints": "webhook",
+    "webhook_endpoints": "webhook", "payment_intents": "payment_intent", "charges": "charge",
+    "disputes": "dispute",
 }
 
 

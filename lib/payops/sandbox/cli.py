@@ -97,7 +97,7 @@ def _banner(sb: Any, url: str, sinks: Any) -> None:
     accounts = Table("account", "name", "transfers", "payouts", title="Connected accounts")
     for acct_id in getattr(sb.state.indexes.get(("accounts",)), "ids", []):
         acct = sb.state.objects[acct_id]
-        accounts.add_row(acct_id, acct["business_profile"]["name"], acct["capabilities"]["transfers"],
+        accounts.add_row(acct_id, acct["business_profile"]["name"], acct["capabilities"].get("transfers", "-"),
                          "enabled" if acct["payouts_enabled"] else "disabled")
     console.print(accounts)
     lines = [f"export PAYOPS_STRIPE_API_BASE={url}",

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from payops import demo_data
+from payops.sandbox import disputes as dispute_mod
 from payops.sandbox.accounts import MODIFIABLE, add_account, build_account, modify_account
 from payops.sandbox.api_errors import StripeAPIError
 from payops.sandbox.auth import key_record
@@ -145,11 +146,12 @@ def control_routes(sb: Sandbox) -> list[Route]:
             unknown = set(b) - {"id", "country", *MODIFIABLE}
             if unknown:
                 raise ControlError(400, f"unknown account field(s) {sorted(unknown)}")
+            done = b.get("onboarding", "complete") == "complete"
             acct = build_account(
                 acct_id, name=b.get("name"), email=b.get("email"), country=b.get("country", "CA"),
                 currency=b.get("default_currency", "cad"), created=state.now_int(),
-                charges_enabled=bool(b.get("charges_enabled", True)),
-                payouts_enabled=bool(b.get("payouts_enabled", True)),
+                charges_enabled=bool(b.get("charges_enabled", done)),
+                payouts_enabled=bool(b.get("payouts_enabled", done)),
                 transfers_active=(b["transfers"] in (True, "active")) if "transfers" in b else None,
                 metadata=b.get("metadata"))
             if b.get("payout_interval"):
@@ -172,6 +174,10 @@ def control_routes(sb: Sandbox) -> list[Route]:
                                  reporting_category="other_adjustment", source=None,
                                  description="Sandbox top-up", status="pending" if pending else "available")
             return {"balance_transaction": txn, "balance": state.balances[account]}
+
+    def disputes(_r: Request, b: dict[str, Any]) -> dict[str, Any]:
+        with state.lock:
+            return dispute_mod.control(state, b)
 
     def requests_log(r: Request, _b: dict[str, Any]) -> dict[str, Any]:
         rid = r.path_params.get("rid")
@@ -196,6 +202,7 @@ def control_routes(sb: Sandbox) -> list[Route]:
         ("/_sandbox/webhooks/deliveries", deliveries, ["GET"]),
         ("/_sandbox/accounts", accounts, ["GET", "POST"]),
         ("/_sandbox/fund", fund, ["POST"]),
+        ("/_sandbox/disputes", disputes, ["POST"]),
         ("/_sandbox/requests", requests_log, ["GET"]),
         ("/_sandbox/requests/{rid}", requests_log, ["GET"]),
     ]

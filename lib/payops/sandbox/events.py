@@ -1,10 +1,12 @@
 """``/v1/events`` and ``/v1/webhook_endpoints``.
 
-Events are stored per account: platform events (``transfer.*``) on the platform, Connect events
-(``payout.*``, ``account.updated``) on the connected account, with ``event.account`` set — list
-them with the ``Stripe-Account`` header like Stripe. Webhook endpoints (platform) receive every
-matching event, platform and Connect alike (the sandbox has no separate Connect endpoints).
-The endpoint's ``secret`` is returned by create only.
+Events are stored per account: platform events (``transfer.*``, and ``payment_intent.*``,
+``charge.*``, ``charge.dispute.*`` of destination charges, which live on the platform) on the
+platform, Connect events (``payout.*``, ``account.updated``) on the connected account, with
+``event.account`` set — list them with the ``Stripe-Account`` header like Stripe. Webhook
+endpoints (platform) receive every matching event, platform and Connect alike (the sandbox has no
+separate Connect endpoints), signed by :mod:`payops.sandbox.webhooks`. The endpoint's ``secret``
+is returned by create only.
 """
 
 from __future__ import annotations
@@ -18,7 +20,11 @@ from payops.sandbox.forms import Params
 from payops.sandbox.state import PLATFORM, SandboxState, random_id
 
 EVENT_TYPES = ("transfer.created", "transfer.reversed", "payout.created", "payout.paid", "payout.failed",
-               "payout.canceled", "account.updated")
+               "payout.canceled", "account.updated",
+               "payment_intent.created", "payment_intent.succeeded", "payment_intent.payment_failed",
+               "payment_intent.canceled", "charge.succeeded", "charge.failed",
+               "charge.dispute.created", "charge.dispute.funds_withdrawn", "charge.dispute.closed",
+               "charge.dispute.funds_reinstated")
 
 
 def _type_matcher(pattern: str) -> Any:

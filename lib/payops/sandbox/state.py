@@ -158,20 +158,24 @@ class SandboxState:
     def post_txn(self, account: str, *, amount: int, currency: str, type: str,
                  reporting_category: str, source: str | None, description: str | None,
                  created: int | None = None, txn_id: str | None = None, status: str = "available",
-                 affects_balance: bool = True) -> dict[str, Any]:
-        """Create a balance transaction and move the account's available (or pending) balance."""
+                 affects_balance: bool = True, fee: int = 0,
+                 fee_details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Create a balance transaction and move the account's available (or pending) balance.
+
+        ``fee`` (Stripe's fee, positive) is taken from ``amount``: the balance moves by ``net``.
+        """
         created = self.now_int() if created is None else created
         txn = {
             "amount": amount, "available_on": created, "created": created, "currency": currency,
-            "description": description, "exchange_rate": None, "fee": 0, "fee_details": [],
-            "id": txn_id or random_id("txn"), "net": amount, "object": "balance_transaction",
+            "description": description, "exchange_rate": None, "fee": fee, "fee_details": fee_details or [],
+            "id": txn_id or random_id("txn"), "net": amount - fee, "object": "balance_transaction",
             "reporting_category": reporting_category, "source": source, "status": status,
             "type": type, "balance_type": "payments",
         }
         self.add(txn, account, [("txn", account), ("txn_type", account, type)])
         if affects_balance:
             bal = self.balance(account, currency)
-            bal["available" if status == "available" else "pending"] += amount
+            bal["available" if status == "available" else "pending"] += amount - fee
         return txn
 
     # --- events --------------------------------------------------------------------------------

@@ -31,15 +31,15 @@ def _get_transfer(state: SandboxState, tr_id: str) -> dict[str, Any]:
     return tr
 
 
-def check_destination(state: SandboxState, dest: str) -> dict[str, Any]:
+def check_destination(state: SandboxState, dest: str, param: str = "destination") -> dict[str, Any]:
     acct = state.get(dest, "account")
     if acct is None or dest == PLATFORM:
-        raise StripeAPIError(400, f"No such destination: '{dest}'", code="resource_missing", param="destination")
+        raise StripeAPIError(400, f"No such destination: '{dest}'", code="resource_missing", param=param)
     if acct["capabilities"].get("transfers") != "active":
         raise StripeAPIError(
             400, "Your destination account needs to have at least one of the following capabilities "
             "enabled: transfers, crypto_transfers, legacy_payments",
-            code="insufficient_capabilities_for_transfer", param="destination")
+            code="insufficient_capabilities_for_transfer", param=param)
     return acct
 
 
