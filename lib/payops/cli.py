@@ -54,6 +54,24 @@ def _mount_recon() -> None:
 _mount_recon()
 
 
+def _mount_cycle() -> None:
+    from payops.cycle.cli import app as cycle_app
+
+    app.add_typer(cycle_app, name="payout-cycle")
+
+
+_mount_cycle()
+
+
+def _mount_webhooks() -> None:
+    from payops.webhooks.cli import app as webhooks_app
+
+    app.add_typer(webhooks_app, name="webhooks")
+
+
+_mount_webhooks()
+
+
 def handles_errors(fn: F) -> F:
     """PayopsError → one red line on stderr and the error's exit code; nothing is swallowed."""
 

@@ -29,10 +29,11 @@ until the manual fallback pays them.) Studios D and E exist only for these plant
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from payops.ids import stable_id, stable_uuid
 
 # --- keys (test mode only; these exact strings exist only in the sandbox) ----------------------
 PLATFORM_KEY = "sk_test_payops_platform"
@@ -99,20 +100,6 @@ REHEARSAL_FEE = 15_450  # 1150.00 - 154.50 fee - 120.00 reserve = 875.50
 STUDIO_B_PENDING_LEDGER_PAYOUT_ID = "44444444-4444-4444-4444-444444444444"
 FAILED_CYCLE = date(2026, 11, 15)
 
-_NS = uuid.UUID("6f1d2c1e-0000-4000-8000-00000000a11e")
-
-
-def stable_uuid(*parts: object) -> str:
-    """Deterministic UUID for seeded rows (same inputs → same id on every machine)."""
-    return str(uuid.uuid5(_NS, ":".join(str(p) for p in parts)))
-
-
-def stable_id(prefix: str, *parts: object, length: int = 24) -> str:
-    """Deterministic Stripe-looking id: ``tr_…``, ``po_…``."""
-    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).hexdigest()
-    return f"{prefix}_{digest[:length]}"
-
-
 @dataclass(frozen=True)
 class HistoricPayout:
     """One ledger payout of a past automated cycle and what Stripe did with it."""
@@ -140,36 +127,120 @@ class HistoricPayout:
 HISTORY_CYCLES = (
     date(2026, 9, 1), date(2026, 9, 15), date(2026, 10, 1), date(2026, 10, 15), date(2026, 11, 1),
 )
+# the next cycle after today (2026-11-23); its earnings are in the seed, unpaid (``due_earnings()``)
+NEXT_CYCLE = date(2026, 12, 1)
 
 
-def _split(gross: int) -> tuple[int, int, int]:
-    fee = gross * 15 // 100
-    reserve = gross * 10 // 100
-    return fee, reserve, gross - fee - reserve
+@dataclass(frozen=True)
+class DemoEarning:
+    """A row of ``studio_earnings``: what a studio earned, and the ledger payout that paid it, if any."""
+
+    earning_id: str
+    studio: DemoStudio
+    amount: int
+    currency: str
+    earned_at: datetime
+    source_ref: str
+    ledger_payout_id: str | None = None  # set for the earnings the fixed 2026-11-15 rows hold
+
+
+def _at(d: date, hour: int = 12) -> datetime:
+    return datetime(d.year, d.month, d.day, hour, 0, tzinfo=UTC)
+
+
+def _sales(studio: DemoStudio, cycle: date, gross: int, tag: str, ledger_payout_id: str | None = None,
+           days: tuple[int, int] = (9, 3)) -> list[DemoEarning]:
+    """``gross`` as two sales, ``days`` before ``cycle`` (so inside that cycle's window)."""
+    first = gross * 3 // 5
+    out = []
+    for n, (amount, before) in enumerate(((first, days[0]), (gross - first, days[1]))):
+        ref = f"demo:{tag}:{cycle.isoformat()}:{studio.studio_id}:{n}"
+        out.append(DemoEarning(stable_uuid("earning", ref), studio, amount, studio.currency,
+                               _at(cycle - timedelta(days=before)), ref, ledger_payout_id))
+    return out
+
+
+def history_earnings() -> list[DemoEarning]:
+    """The sales behind the five paid cycles: A from 980.00 CAD, B from 640.00 USD, +12.50 a cycle."""
+    out: list[DemoEarning] = []
+    for i, cycle in enumerate(HISTORY_CYCLES):
+        out += _sales(STUDIO_A, cycle, 98_000 + 1_250 * i, "history")
+        out += _sales(STUDIO_B, cycle, 64_000 + 1_250 * i, "history")
+    return out
+
+
+def failed_cycle_earnings() -> list[DemoEarning]:
+    """The sales behind the failed 2026-11-15 cycle's two pending ledger payouts (fixed rows, below)."""
+    return [*_sales(STUDIO_A, FAILED_CYCLE, REHEARSAL_GROSS, "failed", REHEARSAL_LEDGER_PAYOUT_ID),
+            *_sales(STUDIO_B, FAILED_CYCLE, 54_000, "failed", STUDIO_B_PENDING_LEDGER_PAYOUT_ID)]
+
+
+def due_earnings() -> list[DemoEarning]:
+    """Unpaid, for the next cycle (2026-12-01): A, B and E are paid; D nets below the minimum payout and
+    C has not finished onboarding, so both are skipped and carried."""
+    due = ((STUDIO_A, 104_500), (STUDIO_B, 70_000), (STUDIO_E, 52_000), (STUDIO_D, 800), (STUDIO_C, 25_000))
+    return [e for studio, gross in due for e in _sales(studio, NEXT_CYCLE, gross, "due", days=(14, 11))]
+
+
+def demo_earnings() -> list[DemoEarning]:
+    return [*history_earnings(), *failed_cycle_earnings(), *due_earnings()]
+
+
+DEMO_POLICY_ENV = {"PLATFORM_FEE_PERCENT": "15", "PAYOUT_RESERVE_PERCENT": "10", "PAYOUT_MIN_THRESHOLD_CENTS": "1000"}
+
+
+def demo_policy() -> Any:
+    """The policy the demo history was paid under (the defaults of ``Settings``)."""
+    from payops.cycle.policy import PayoutPolicy
+
+    return PayoutPolicy(fee_bps=1500, reserve_bps=1000, min_threshold=1000, default_currency="CAD")
+
+
+def studio_facts(studio: DemoStudio) -> Any:
+    from payops.cycle.plan import StudioFacts
+
+    return StudioFacts(studio.studio_id, studio.name, studio.account_id, studio.currency, studio.charges_enabled,
+                       studio.payouts_enabled)
+
+
+def plan_history_cycle(cycle: date) -> Any:
+    """The payout cycle's own planner over the demo earnings due at ``cycle`` — the history is its output."""
+    from payops.cycle.plan import Earning, plan_cycle
+
+    cutoff = datetime(cycle.year, cycle.month, cycle.day, 6, 0, tzinfo=UTC)
+    earned = [Earning(e.earning_id, e.studio.studio_id, e.amount, e.currency, e.earned_at)
+              for e in history_earnings() if e.earned_at < cutoff and e.earned_at >= _window_start(cycle)]
+    return plan_cycle(cycle, cutoff, [studio_facts(st) for st in STUDIOS], earned, demo_policy())
+
+
+def _window_start(cycle: date) -> datetime:
+    """Earnings of earlier cycles were allocated by then: only this cycle's window is unallocated."""
+    i = HISTORY_CYCLES.index(cycle)
+    prev = HISTORY_CYCLES[i - 1] if i else date(2026, 8, 1)
+    return datetime(prev.year, prev.month, prev.day, 6, 0, tzinfo=UTC)
 
 
 def demo_history() -> list[HistoricPayout]:
-    """Past cycles (all paid), then the failed 2026-11-15 cycle with its unpaid ledger payouts."""
+    """Past cycles as the cycle's planner decided them (all paid), then the failed 2026-11-15 cycle
+    with its two pending ledger payouts (fixed rows: the rehearsal playbook's example names them)."""
     out: list[HistoricPayout] = []
-    for i, cycle in enumerate(HISTORY_CYCLES):
-        run_id = stable_uuid("payout_run", cycle)
-        for studio, base in ((STUDIO_A, 98_000), (STUDIO_B, 64_000)):
-            gross = base + 1_250 * i
-            fee, reserve, net = _split(gross)
-            lp = stable_uuid("ledger_payout", cycle, studio.studio_id)
+    by_id = {st.studio_id: st for st in STUDIOS}
+    for cycle in HISTORY_CYCLES:
+        plan = plan_history_cycle(cycle)
+        for p in plan.payouts:
             out.append(HistoricPayout(
-                lp, run_id, cycle, studio, gross, fee, reserve, net, studio.currency, "paid",
-                stable_id("tr", lp), stable_id("po", lp), "paid",
+                p.ledger_payout_id, plan.run_id, cycle, by_id[p.studio_id], p.gross, p.fee, p.reserve, p.net,
+                p.currency, "paid", stable_id("tr", p.ledger_payout_id), stable_id("po", p.ledger_payout_id), "paid",
             ))
     run_id = stable_uuid("payout_run", FAILED_CYCLE)
     out.append(HistoricPayout(
         REHEARSAL_LEDGER_PAYOUT_ID, run_id, FAILED_CYCLE, STUDIO_A, REHEARSAL_GROSS, REHEARSAL_FEE,
         REHEARSAL_RESERVE, REHEARSAL_NET, "CAD", "pending", None, None, None,
     ))
-    fee, reserve, net = _split(54_000)
+    split = demo_policy().split(54_000)
     out.append(HistoricPayout(
-        STUDIO_B_PENDING_LEDGER_PAYOUT_ID, run_id, FAILED_CYCLE, STUDIO_B, 54_000, fee, reserve, net,
-        "USD", "pending", None, None, None,
+        STUDIO_B_PENDING_LEDGER_PAYOUT_ID, run_id, FAILED_CYCLE, STUDIO_B, 54_000, split.fee, split.reserve,
+        split.net, "USD", "pending", None, None, None,
     ))
     return out
 
@@ -220,9 +291,9 @@ class PlantedTransfer:
 def recon_demo_ledger() -> list[HistoricPayout]:
     """The planted ledger rows (studios C, D, E in the 2026-10-15 cycle)."""
     def row(studio: DemoStudio, gross: int, status: str, tr: str | None) -> HistoricPayout:
-        fee, reserve, net = _split(gross)
+        sp = demo_policy().split(gross)
         lp = stable_uuid("ledger_payout", RECON_CYCLE, studio.studio_id)
-        return HistoricPayout(lp, RECON_RUN_ID, RECON_CYCLE, studio, gross, fee, reserve, net, studio.currency,
+        return HistoricPayout(lp, RECON_RUN_ID, RECON_CYCLE, studio, gross, sp.fee, sp.reserve, sp.net, studio.currency,
                               status, tr, None, None)
 
     return [

@@ -126,3 +126,31 @@ class ConcurrentRun(PayopsError):
     """Another run already holds this ledger payout."""
 
     exit_code = 12
+
+
+class StuckRun(PayopsError):
+    """A payout cycle has been ``running`` for longer than PAYOPS_CYCLE_STUCK_MINUTES: reported, never
+    silently restarted (a person decides: resume it, or investigate)."""
+
+    exit_code = 13
+
+
+class CycleDisabled(PayopsError):
+    """The automated cycle is switched off (PAYOUT_CYCLE_DISABLED or ``payops payout-cycle disable``):
+    the run fails on purpose and its ledger payouts stay pending for the manual fallback."""
+
+    exit_code = 14
+
+
+class ChecksFailed(PayopsError):
+    """A go-live, pre-run or post-run check notebook found at least one failing check."""
+
+    exit_code = 15
+
+
+def exit_code_for(name: str) -> int:
+    """The exit code of the error class called ``name`` (as papermill reports it), 1 if unknown."""
+    cls = globals().get(name)
+    if isinstance(cls, type) and issubclass(cls, PayopsError):
+        return cls.exit_code
+    return 1

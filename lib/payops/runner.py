@@ -25,7 +25,7 @@ from payops import archive, runstate
 from payops.config import Settings, get_settings
 from payops.db import session_scope
 from payops.db.models import LedgerPayout, ManualPayout, RunbookRun, utcnow
-from payops.errors import ApprovalMissing, ArchiveError, FieldProblem, ParamsInvalid, PayopsError
+from payops.errors import ApprovalMissing, ArchiveError, FieldProblem, ParamsInvalid, PayopsError, exit_code_for
 from payops.faultpoints import maybe_kill
 from payops.params import ManualPayoutParams
 from payops.stripe_api import key_problems
@@ -36,10 +36,12 @@ NOTEBOOKS_DIR = ROOT / "notebooks"
 SOPS: dict[str, tuple[str, ...]] = {
     "manual_payout": ("10-verify", "20-transfer", "30-audit-insert", "40-notify", "50-settle"),
     "reconciliation": ("payouts_vs_ledger",),
+    "payout_cycle": ("10-plan", "20-transfer", "30-summary"),
 }
 NOTEBOOK_DIRS: dict[str, Path] = {
     "manual_payout": RUNBOOKS_DIR / "manual_payout",
     "reconciliation": NOTEBOOKS_DIR / "reconciliation",
+    "payout_cycle": RUNBOOKS_DIR / "payout_cycle",
 }
 # parameters a notebook takes besides its model's fields
 RUN_PARAMS: dict[str, Any] = {"run_id": None}
@@ -180,10 +182,7 @@ def _attempt_path(folder: Path, step: str, attempt: int) -> Path:
 
 
 def _error_line(exc: PapermillExecutionError) -> tuple[str, int]:
-    codes = {"ParamsInvalid": 2, "PreconditionFailed": 3, "ApprovalMissing": 4, "PaymentError": 5,
-             "AuditWriteError": 6, "NotificationError": 7, "SettlementTimeout": 8, "ArchiveError": 9,
-             "ReconciliationBreaks": 10, "ConfigError": 11, "ConcurrentRun": 12}
-    return f"{exc.ename}: {exc.evalue}", codes.get(exc.ename, 1)
+    return f"{exc.ename}: {exc.evalue}", exit_code_for(exc.ename)
 
 
 def execute(run_id: str, *, settings: Settings | None = None, overrides: dict[str, Any] | None = None,

@@ -140,7 +140,7 @@ class PayoutSkip(Base):
     """A studio a cycle did not pay, and why; its earnings were carried to the next cycle."""
 
     __tablename__ = "payout_skips"
-    __table_args__ = (UniqueConstraint("payout_run_id", "studio_id"),)
+    __table_args__ = (UniqueConstraint("payout_run_id", "studio_id", "currency"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     payout_run_id: Mapped[str] = mapped_column(ForeignKey("payout_runs.id"), index=True)
     studio_id: Mapped[str] = mapped_column(ForeignKey("studios.id"))

@@ -49,61 +49,30 @@ def dumps(obj: Any) -> str:
 
 
 @dataclass
-class StepContext:
+class RunContext:
+    """What every runbook notebook works with, whatever its parameters: the run, settings, database,
+    Stripe clients and the run folder (append-only artifacts, recorded step results)."""
+
     step: str
     run_id: str
-    params: ManualPayoutParams
     settings: Settings
     run_dir: Path
     mode: str
     operator: str | None
     params_hash: str
-    detected_at: Any
-    _clients: dict[str, stripe.StripeClient] = field(default_factory=dict)
+    _clients: dict[str, stripe.StripeClient] = field(default_factory=dict, init=False, repr=False)
 
-    # -- construction ---------------------------------------------------------------------------
-    @classmethod
-    def from_notebook(cls, step: str, run_id: str | None, namespace: Mapping[str, Any]) -> StepContext:
-        """Build the context from a notebook's parameters. ``run_id=None`` (a person in JupyterLab)
-        creates a dry-run run for these parameters first."""
-        data = {k: namespace[k] for k in ManualPayoutParams.model_fields if k in namespace}
-        if run_id is None:
-            from payops import runner
-
-            params = runner.resolve_manual_payout(validate_manual_payout(data))
-            run_id = runner.prepare_run("manual_payout", params, live=False).id
-            print(f"created dry-run run {run_id} for these parameters")
-        return cls.load(step, run_id)
-
-    @classmethod
-    def load(cls, step: str, run_id: str, settings: Settings | None = None) -> StepContext:
-        settings = settings or get_settings()
-        with session_scope(settings) as s:
-            run = runstate.get_run(s, run_id)
-            params = validate_manual_payout(json.loads(run.params_json))
-            ctx = cls(
-                step=step, run_id=run.id, params=params, settings=settings, run_dir=Path(run.output_dir or "."),
-                mode=run.mode, operator=run.operator, params_hash=run.params_hash, detected_at=run.detected_at,
-            )
-            row = runstate.step_row(s, run_id, step)
-            if row.status != "running":  # executed outside the runner (JupyterLab, nbval)
-                runstate.set_step(s, run_id, step, status="running", attempts=row.attempts + 1, started_at=utcnow())
-        ctx.run_dir.mkdir(parents=True, exist_ok=True)
-        return ctx
+    @staticmethod
+    def mark_running(s: Session, run_id: str, step: str) -> None:
+        """A step executed outside the runner (JupyterLab, nbval) is marked running here."""
+        row = runstate.step_row(s, run_id, step)
+        if row.status != "running":
+            runstate.set_step(s, run_id, step, status="running", attempts=row.attempts + 1, started_at=utcnow())
 
     # -- facts ------------------------------------------------------------------------------------
     @property
     def dry_run(self) -> bool:
         return self.mode == "dry-run"
-
-    @property
-    def is_rehearsal(self) -> bool:
-        return self.params.is_rehearsal
-
-    @property
-    def idempotency_key(self) -> str:
-        """Derived, never random: a retry, a crash and a resume of this run all reuse it."""
-        return f"manual-payout:{self.params.ledger_payout_id}:{self.run_id}"
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -114,7 +83,7 @@ class StepContext:
         return runstate.get_run(s, self.run_id)
 
     def stripe(self, purpose: str = "fallback", **kw: Any) -> stripe.StripeClient:
-        """``fallback``: the SOP's restricted key. ``platform``: STRIPE_SECRET_KEY, for read-only checks."""
+        """``fallback``: the SOP's restricted key. ``platform``: STRIPE_SECRET_KEY."""
         key = f"{purpose}:{sorted(kw.items())}"
         if key not in self._clients:
             self._clients[key] = make_client(settings=self.settings, purpose=purpose, **kw)  # type: ignore[arg-type]
@@ -162,6 +131,51 @@ class StepContext:
                 values.update(status="succeeded", finished_at=utcnow(), error=None)
             runstate.set_step(s, self.run_id, self.step, **values)
         print(f"recorded {self.step} → {path.relative_to(self.run_dir)}")
+
+
+@dataclass
+class StepContext(RunContext):
+    """A manual payout SOP step: the run plus its validated ``ManualPayoutParams``."""
+
+    params: ManualPayoutParams = field(kw_only=True)
+    detected_at: Any = field(kw_only=True, default=None)
+
+    # -- construction ---------------------------------------------------------------------------
+    @classmethod
+    def from_notebook(cls, step: str, run_id: str | None, namespace: Mapping[str, Any]) -> StepContext:
+        """Build the context from a notebook's parameters. ``run_id=None`` (a person in JupyterLab)
+        creates a dry-run run for these parameters first."""
+        data = {k: namespace[k] for k in ManualPayoutParams.model_fields if k in namespace}
+        if run_id is None:
+            from payops import runner
+
+            params = runner.resolve_manual_payout(validate_manual_payout(data))
+            run_id = runner.prepare_run("manual_payout", params, live=False).id
+            print(f"created dry-run run {run_id} for these parameters")
+        return cls.load(step, run_id)
+
+    @classmethod
+    def load(cls, step: str, run_id: str, settings: Settings | None = None) -> StepContext:
+        settings = settings or get_settings()
+        with session_scope(settings) as s:
+            run = runstate.get_run(s, run_id)
+            params = validate_manual_payout(json.loads(run.params_json))
+            ctx = cls(
+                step=step, run_id=run.id, params=params, settings=settings, run_dir=Path(run.output_dir or "."),
+                mode=run.mode, operator=run.operator, params_hash=run.params_hash, detected_at=run.detected_at,
+            )
+            cls.mark_running(s, run_id, step)
+        ctx.run_dir.mkdir(parents=True, exist_ok=True)
+        return ctx
+
+    @property
+    def is_rehearsal(self) -> bool:
+        return self.params.is_rehearsal
+
+    @property
+    def idempotency_key(self) -> str:
+        """Derived, never random: a retry, a crash and a resume of this run all reuse it."""
+        return f"manual-payout:{self.params.ledger_payout_id}:{self.run_id}"
 
 
 def require(condition: bool, message: str) -> None:

@@ -68,7 +68,8 @@ def upgrade() -> None:
                                 name=op.f("fk_payout_skips_payout_run_id_payout_runs")),
         sa.ForeignKeyConstraint(["studio_id"], ["studios.id"], name=op.f("fk_payout_skips_studio_id_studios")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_payout_skips")),
-        sa.UniqueConstraint("payout_run_id", "studio_id", name=op.f("uq_payout_skips_payout_run_id_studio_id")),
+        sa.UniqueConstraint("payout_run_id", "studio_id", "currency",
+                            name=op.f("uq_payout_skips_payout_run_id_studio_id_currency")),
     )
     with op.batch_alter_table("payout_skips", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_payout_skips_payout_run_id"), ["payout_run_id"], unique=False)

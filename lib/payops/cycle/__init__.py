@@ -1,0 +1,1 @@
+"""The automated twice-monthly Stripe Connect payout cycle (see ``payops.cycle.engine``)."""
