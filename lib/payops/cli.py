@@ -72,6 +72,16 @@ def _mount_webhooks() -> None:
 _mount_webhooks()
 
 
+def _mount_scheduler() -> None:
+    from payops.scheduler.cli import schedule_app, scheduler_app
+
+    app.add_typer(scheduler_app, name="scheduler")
+    app.add_typer(schedule_app, name="schedule")
+
+
+_mount_scheduler()
+
+
 def handles_errors(fn: F) -> F:
     """PayopsError → one red line on stderr and the error's exit code; nothing is swallowed."""
 

@@ -176,7 +176,7 @@ class ScheduledExecution(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job: Mapped[str] = mapped_column(String(64))
     slot_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    status: Mapped[str] = mapped_column(String(16))  # running · succeeded · failed · missed
+    status: Mapped[str] = mapped_column(String(16))  # running · succeeded · failed · missed · interrupted
     owner: Mapped[str | None] = mapped_column(String(128))  # host:pid of the scheduler
     runbook_run_id: Mapped[str | None] = mapped_column(UUID)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
