@@ -188,7 +188,15 @@ def resume(run_id: str, *, live: bool, wait_seconds: float, console: Console | N
     settings = settings or get_settings()
     with session_scope(settings) as s:
         run = runstate.get_run(s, run_id)
-        mode, status, params_json = run.mode, run.status, run.params_json
+        mode, status, params_json, sop = run.mode, run.status, run.params_json, run.sop
+    if sop != SOP:  # another runbook (payout cycle, reconciliation, checks): finish it from its first open step
+        if status == "succeeded":
+            raise PayopsError(f"run {run_id} ({sop}) already succeeded; nothing to resume")
+        with _progress(console) as on_step:
+            outcome = runner.execute(run_id, settings=settings, on_step=on_step)
+        if console:
+            console.print(f"{sop} run {run_id}: {outcome.status} · archive {outcome.run_dir}", soft_wrap=True)
+        return outcome
     if mode == "dry-run" and live:
         params = validate_manual_payout(json.loads(params_json) | {"dry_run": False})
         runner.preflight_live(params, settings)
