@@ -1,9 +1,10 @@
-"""``make demo``: the manual payout SOP end to end, offline.
+"""``make demo``: the manual payout SOP end to end, offline — then the reconciliation and the next cycle.
 
 Starts the Stripe sandbox and the local Slack/SMTP sinks in this process, uses an embedded SQLite
 database (``var/demo.db``, recreated each time), seeds both sides, then runs the SOP exactly as ops
 would: a dry run, two approvals, the live run. Shows the transfer in Stripe, the audit row, the
-delivered messages and the archive, and verifies the archive's hash chain.
+delivered messages and the archive; reconciles 2026-09-01 … 2026-11-30 (the planted breaks), runs the
+next automated payout cycle (2026-12-01: dry run, then live) and verifies the archive's hash chain.
 """
 
 from __future__ import annotations
@@ -110,6 +111,12 @@ def main() -> None:
 
         recon_id = run_reconciliation(validate_recon({
             "period_from": "2026-09-01", "period_to": "2026-11-30", "max_unexplained": 1000}))
+        console.rule(f"[bold]6. The next automated payout cycle, {demo_data.NEXT_CYCLE} (dry run, then live)")
+        from payops.cycle import cli as cycle_cli
+
+        cycle_cli.run_cmd(cycle_date=demo_data.NEXT_CYCLE.isoformat(), dry_run=True, live=False)
+        cycle_cli.run_cmd(cycle_date=demo_data.NEXT_CYCLE.isoformat(), dry_run=False, live=True)
+        cycle_cli.status_cmd(limit=8)
         report = verify_archive(settings.output_dir)
         console.print(("[green]✓ archive verifies[/]" if report.ok else f"[red]✗ {report.first_problem}[/]")
                       + f" — {report.runs_checked} run(s) in the chain")

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from payops import demo_data as dd
+from payops.cycle.plan import transfer_request
 from payops.sandbox.accounts import add_account, build_account
 from payops.sandbox.auth import key_record
 from payops.sandbox.payouts import FAILURE_MESSAGES, record_payout
@@ -65,11 +66,12 @@ def apply_seed(state: SandboxState, seed: str) -> None:
         currency = hp.currency.lower()
         account = hp.studio.account_id
         lp = hp.ledger_payout_id
+        # the request the payout cycle sends for this ledger payout (payops.cycle.plan.transfer_request)
+        req = transfer_request(ledger_payout_id=lp, run_id=hp.run_id, studio_id=hp.studio.studio_id,
+                               cycle_date=hp.cycle_date, net=hp.net, currency=hp.currency, destination=account)
         tr = record_transfer(
-            state, amount=hp.net, currency=currency, destination=account, created=created,
-            metadata={"ledger_payout_id": lp, "run_id": hp.run_id, "studio_id": hp.studio.studio_id,
-                      "source": "automated", "cycle_date": hp.cycle_date.isoformat()},
-            transfer_group=lp, tr_id=hp.transfer_id,
+            state, amount=req["amount"], currency=req["currency"], destination=req["destination"], created=created,
+            metadata=req["metadata"], transfer_group=req["transfer_group"], tr_id=hp.transfer_id,
             ids={"py": dd.stable_id("py", lp, length=14), "txn_platform": dd.stable_id("txn", "tr", lp),
                  "txn_destination": dd.stable_id("txn", "py", lp)})
         state.emit("transfer.created", tr, created=created, event_id=dd.stable_id("evt", "tr", lp),
