@@ -87,14 +87,18 @@ def status_cmd(limit: Annotated[int, typer.Option("--limit")] = 10) -> None:
         stuck = {r["payout_run_id"] for r in engine.stuck_runs(s, settings)}
         rows = s.scalars(select(PayoutRun).order_by(PayoutRun.cycle_date.desc()).limit(limit)).all()
         disabled = engine.disabled_reason(s, settings)
-        table = Table("cycle", "status", "scheduled", "paid", "failed", "skipped", "transferred", "runbook run",
-                      "note", title="payout cycles")
+        table = Table(title="payout cycles")
+        for col in ("cycle", "status", "paid", "failed", "skipped"):
+            table.add_column(col, no_wrap=True)
+        table.add_column("transferred")
+        table.add_column("note", overflow="fold")
         for r in rows:
             totals = json.loads(r.totals_json) if r.totals_json else {}
             shown = ", ".join(Money(v, c).format() for c, v in totals.items())
-            table.add_row(r.cycle_date.isoformat(), "STUCK" if r.id in stuck else r.status, str(r.studios_scheduled),
-                          str(r.studios_paid), str(r.studios_failed), str(r.studios_skipped), shown,
-                          r.runbook_run_id or "", r.failure_reason or "")
+            note = r.failure_reason or (f"run {r.runbook_run_id}" if r.runbook_run_id else "")
+            table.add_row(r.cycle_date.isoformat(), "STUCK" if r.id in stuck else r.status,
+                          f"{r.studios_paid}/{r.studios_scheduled}", str(r.studios_failed), str(r.studios_skipped),
+                          shown, note)
     console.print(table)
     console.print(f"[red]automated cycle DISABLED[/]: {disabled}" if disabled else "automated cycle enabled")
     if stuck:
