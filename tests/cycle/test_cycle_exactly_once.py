@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from e2e.e2e_helpers import cli_subprocess, popen_cli
 from payops import demo_data as dd
 from payops.db import session_scope
 from payops.db.models import LedgerPayout, RunbookRun, TransferIntent
 from payops.ids import ledger_payout_id, payout_run_id
-from e2e.e2e_helpers import cli_subprocess, popen_cli
 
 pytestmark = pytest.mark.db
 CYCLE = dd.NEXT_CYCLE
