@@ -72,6 +72,15 @@ def _mount_webhooks() -> None:
 _mount_webhooks()
 
 
+def _mount_checks() -> None:
+    from payops.checks.cli import app as checks_app
+
+    app.add_typer(checks_app, name="check")
+
+
+_mount_checks()
+
+
 def _mount_scheduler() -> None:
     from payops.scheduler.cli import schedule_app, scheduler_app
 

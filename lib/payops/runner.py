@@ -37,11 +37,17 @@ SOPS: dict[str, tuple[str, ...]] = {
     "manual_payout": ("10-verify", "20-transfer", "30-audit-insert", "40-notify", "50-settle"),
     "reconciliation": ("payouts_vs_ledger",),
     "payout_cycle": ("10-plan", "20-transfer", "30-summary"),
+    "go_live_check": ("go_live",),
+    "pre_run_check": ("pre_run",),
+    "post_run_check": ("post_run",),
 }
 NOTEBOOK_DIRS: dict[str, Path] = {
     "manual_payout": RUNBOOKS_DIR / "manual_payout",
     "reconciliation": NOTEBOOKS_DIR / "reconciliation",
     "payout_cycle": RUNBOOKS_DIR / "payout_cycle",
+    "go_live_check": NOTEBOOKS_DIR / "checks" / "go_live",
+    "pre_run_check": NOTEBOOKS_DIR / "checks" / "pre_run",
+    "post_run_check": NOTEBOOKS_DIR / "checks" / "post_run",
 }
 # parameters a notebook takes besides its model's fields
 RUN_PARAMS: dict[str, Any] = {"run_id": None}
