@@ -163,17 +163,22 @@ def stripe_smoke(settings: Settings, target: Literal["test", "live"]) -> list[Ch
     smoke = StripeSmoke(settings, client, sandbox_control(settings),
                         currency=settings.platform_default_currency.lower() or "cad")
     try:
-        rows = [_guarded(ONBOARDING, smoke.onboarding)]
-        if not smoke.ready:
-            reason = "needs a ready connected account (onboarding not completed)"
-            return [*rows, Check(BALANCE, SKIP, reason), Check(PAYOUT, SKIP, reason)]
-        rows.append(_guarded(BALANCE, smoke.destination_charge))
-        if rows[-1].status != PASS:
-            return [*rows, Check(PAYOUT, SKIP, "no funds on the smoke account")]
-        rows.append(_guarded(PAYOUT, smoke.payout))
-        return rows
+        rows = _stripe_rows(smoke)
     finally:
         smoke.cleanup()
+    return rows + [Check("smoke account cleanup", WARN, note) for note in smoke.notes]
+
+
+def _stripe_rows(smoke: StripeSmoke) -> list[Check]:
+    rows = [_guarded(ONBOARDING, smoke.onboarding)]
+    if not smoke.ready:
+        reason = "needs a ready connected account (onboarding not completed)"
+        return [*rows, Check(BALANCE, SKIP, reason), Check(PAYOUT, SKIP, reason)]
+    rows.append(_guarded(BALANCE, smoke.destination_charge))
+    if rows[-1].status != PASS:
+        return [*rows, Check(PAYOUT, SKIP, "no funds on the smoke account")]
+    rows.append(_guarded(PAYOUT, smoke.payout))
+    return rows
 
 
 def smoke_tests(settings: Settings, target: Literal["test", "live"]) -> list[Check]:
