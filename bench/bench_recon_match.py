@@ -10,12 +10,14 @@ fresh subprocess generates the data with ``synth.bulk_dataset`` (not timed), the
   below 5M rows, one run at 5M).
 
 Peak memory per size: ``ru_maxrss`` of the subprocess (includes generation) and the RSS peak sampled
-every 10 ms while ``reconcile`` ran. Results go to ``bench/results/recon_match.json``.
+every 10 ms while ``reconcile`` ran. Every run's time and the 1-minute load average go along (a busy
+machine skews both sides). Results go to ``bench/results/recon_match.json``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -65,6 +67,7 @@ def measure(n: int) -> dict[str, Any]:
     from payops.reconcile.match import reconcile
     from payops.reconcile.synth import bulk_dataset
 
+    load = os.getloadavg()[0]  # other work on the machine skews both timings
     t0 = time.perf_counter()
     ledger, transfers, links, config = bulk_dataset(n)
     gen_s = time.perf_counter() - t0
@@ -98,6 +101,8 @@ def measure(n: int) -> dict[str, Any]:
         "rows_per_side": n, "generate_s": round(gen_s, 3),
         "baseline_s": round(min(baseline), 3), "reconcile_s": round(min(runs), 3),
         "ratio": round(min(runs) / min(baseline), 2),
+        "baseline_runs_s": [round(x, 3) for x in baseline], "reconcile_runs_s": [round(x, 3) for x in runs],
+        "load_avg_1m": round(load, 2),
         "baseline_rows": rows_baseline, "result_rows": rows_result, "breaks": breaks,
         "rss_after_generate_gb": round(rss_data / 2**30, 3),
         "peak_rss_reconcile_gb": round(peak / 2**30, 3),
@@ -146,8 +151,6 @@ def main(sizes: tuple[int, ...] = SIZES) -> dict[str, Any]:
 
 
 def _cores() -> int:
-    import os
-
     return os.cpu_count() or 0
 
 

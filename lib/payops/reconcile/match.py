@@ -15,21 +15,31 @@ and every result row has exactly one :class:`~payops.reconcile.schema.Category`:
    failed one for the same destination payment, as Stripe re-sweeps failed funds);
 5. pairs are classified by the precedence in ``match_sql.CATEGORY_SQL``.
 
-Cost at scale: a few small-output aggregates (uniqueness, duplicate groups, leftovers, re-swept payments), the
-fallback on the leftovers only, then one streaming FULL OUTER JOIN + payout join straight to Arrow; the long
-reason/action CASEs run only on non-MATCHED rows (``_fill_breaks``).
+Cost at scale: one pass of 64-bit hashes over the ids and keys, sorted in numpy, finds the *candidates* —
+rows whose key, transfer id or destination payment may be shared (nearly all keys are one ledger row + one
+transfer); the uniqueness checks, duplicate groups, leftovers, fallback and re-swept payments then run in SQL
+on those rows only (exact: every row sharing a value is a candidate; see ``match_sql`` for the one case a
+hash collision could hide, which is checked). Then one streaming FULL OUTER JOIN + payout join straight to
+Arrow; the long reason/action CASEs run only on the non-MATCHED rows (``_finish``), whose texts are put in
+place before the one conversion to pandas.
 
 Result rows are not in any particular order (sort for presentation).
 """
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -120,7 +130,8 @@ def _params(sql: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _conform(df: pd.DataFrame | None, columns: dict[str, str], name: str) -> pd.DataFrame:
-    """The contract's columns in the contract's dtypes (extra columns dropped); a clear error if any is missing."""
+    """The contract's columns in the contract's dtypes (extra columns dropped) and the row position ``_pos``;
+    a clear error if any is missing."""
     if df is None:
         df = pd.DataFrame({c: pd.Series([], dtype="object") for c in columns})
     missing = [c for c in columns if c not in df.columns]
@@ -131,7 +142,7 @@ def _conform(df: pd.DataFrame | None, columns: dict[str, str], name: str) -> pd.
              if str(out[c].dtype) != t and not (t == "string" and out[c].dtype == "str")}
     if wrong:
         out = out.astype(wrong)
-    return out
+    return out.assign(_pos=np.arange(len(out), dtype=np.int64))
 
 
 def reconcile(
@@ -139,28 +150,165 @@ def reconcile(
 ) -> ReconResult:
     """Match and classify; see the module docstring. Inputs follow schema.*_COLUMNS (extra columns ignored)."""
     pend, cend = period_bounds(config)
-    con = duckdb.connect()
+    params = {"tol": int(config.tolerance), "pend": pend, "cend": cend, "pto": config.period_to.isoformat(),
+              "cto": (config.period_to + timedelta(days=config.cutoff_margin_days)).isoformat()}
+    frames = {
+        "ledger_in": _conform(ledger, LEDGER_COLUMNS, "ledger"),
+        "transfers_in": _conform(transfers, TRANSFER_COLUMNS, "transfers"),
+        "links_in": _conform(links, PAYOUT_LINK_COLUMNS, "links"),
+    }
+    # a hash collision can hide a leftover pair (see match_sql): then again, with every key a candidate
+    results = _run(frames, config, params, exact_keys=False)
+    if results is None:
+        results = _run(frames, config, params, exact_keys=True)
+    assert results is not None
+    return ReconResult(results=results, config=config)
+
+
+def _run(frames: dict[str, pd.DataFrame], config: ReconConfig, params: dict[str, Any],
+         exact_keys: bool) -> pd.DataFrame | None:
+    """The results, or None when the check of the candidates fails (only possible unless ``exact_keys``)."""
+    led, tra, lnk = frames.values()
+    with _session() as con:
+        for name, df in frames.items():
+            con.register(name, df)
+        for stmt in [*S.macros(), *S.views()]:
+            con.execute(stmt)
+        lpos, tpos, tid_pos, link_pos = _candidates(con, lnk, exact_keys)
+        con.register("ledger_c", led if exact_keys else led.iloc[lpos])
+        con.register("transfers_c", tra if exact_keys else tra.iloc[tpos])
+        for stmt in [*S.views("c"), S.GROUPS]:
+            con.execute(stmt)
+        ((dl,),) = con.execute(S.REPEATED_LEDGER_IDS).fetchall()
+        dt = len(tid_pos) - tra["transfer_id"].iloc[tid_pos].nunique()  # NULLs count as repeats
+        if dl or dt:
+            raise ValueError(f"input ids must be unique: {dl} repeated ledger_payout_id, {dt} repeated transfer_id")
+        dps = lnk["destination_payment"].iloc[link_pos].dropna()
+        ldp = dps[dps.duplicated()].unique()  # destination payments swept by ≥2 payouts
+        con.register("ldp", pd.DataFrame({"dp": ldp}))
+        con.execute(S.DUP)
+        _fallback(con, config.fallback_window_days)
+        con.execute(S.ADJ)
+        ((unpaired,),) = con.execute(S.UNPAIRED).fetchall()
+        final = S.final_sql(unique_links=not len(ldp))
+        table = con.sql(final, params=_params(final, params)).to_arrow_table()
+        # a hash collision leaves one more ledger row (and transfer) unpaired than the candidates say (match_sql)
+        if not exact_keys and (table["transfer_id"].null_count != unpaired or table.num_rows != len(tra) + unpaired):
+            return None
+        if table.nbytes > 1 << 30:  # the joins' hash tables were bigger still: back before pandas needs more
+            _release(alone=True)
+        return _finish(con, table, frames, params)
+
+
+_DB: duckdb.DuckDBPyConnection | None = None
+_DB_PID = 0
+_DB_SESSIONS = 0
+_DB_LOCK = threading.Lock()
+
+
+@contextmanager
+def _session() -> Iterator[duckdb.DuckDBPyConnection]:
+    """A cursor on this process's in-memory DuckDB: its own settings, temp tables and registered frames, all
+    gone on close. Opening a database costs tens of ms, a cursor next to nothing (re-opened after a fork).
+    When the last open session closes, the memory DuckDB keeps for reuse goes back (``_release``): nothing is
+    held between calls."""
+    global _DB, _DB_PID, _DB_SESSIONS
+    with _DB_LOCK:
+        if _DB is None or _DB_PID != os.getpid():
+            _DB, _DB_PID, _DB_SESSIONS = duckdb.connect(), os.getpid(), 0
+        con = _DB.cursor()
+        _DB_SESSIONS += 1
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET arrow_large_buffer_size = true")  # large_string: what pandas' pyarrow strings hold
-        con.register("ledger_in", _conform(ledger, LEDGER_COLUMNS, "ledger"))
-        con.register("transfers_in", _conform(transfers, TRANSFER_COLUMNS, "transfers"))
-        con.register("links_in", _conform(links, PAYOUT_LINK_COLUMNS, "links"))
-        for stmt in [*S.macros(), *S.VIEWS, *S.PREPASS]:
-            con.execute(stmt)
-        dl, dt, repeated_links = con.execute(S.REPEATS).fetchone()  # type: ignore[misc]
-        if dl or dt:
-            raise ValueError(f"input ids must be unique: {dl} repeated ledger_payout_id, {dt} repeated transfer_id")
-        con.execute(S.DUP)
-        _fallback(con, config.fallback_window_days)
-        params = {"tol": int(config.tolerance), "pend": pend, "cend": cend, "pto": config.period_to.isoformat(),
-                  "cto": (config.period_to + timedelta(days=config.cutoff_margin_days)).isoformat()}
-        final = S.final_sql(unique_links=not repeated_links)
-        table = _fill_breaks(con, con.sql(final, params=_params(final, params)).to_arrow_table(), params)
-        results = _to_pandas(table)
+        yield con
     finally:
         con.close()
-    return ReconResult(results=results, config=config)
+        with _DB_LOCK:
+            _DB_SESSIONS -= 1
+        _release(alone=False)
+
+
+def _release(alone: bool) -> None:
+    """Give the memory DuckDB keeps for reuse back to the system — when no session is open, or (``alone``) only
+    the caller's, with no query running. A moment's ``memory_limit`` just above what is in use (temp tables)
+    evicts the cache without pushing any data out to disk."""
+    with _DB_LOCK:
+        if _DB is None or _DB_PID != os.getpid() or _DB_SESSIONS != (1 if alone else 0):
+            return
+        ((limit, used),) = _DB.execute("SELECT current_setting('memory_limit'), "
+                                       "(SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory())").fetchall()
+        try:
+            _DB.execute(f"SET memory_limit = '{int(used) + (64 << 20)}B'")
+        except duckdb.Error:
+            pass  # nothing to give back, then
+        finally:
+            _DB.execute(f"SET memory_limit = '{limit}'")
+
+
+def _candidates(con: duckdb.DuckDBPyConnection, links: pd.DataFrame, exact_keys: bool) -> tuple[np.ndarray, ...]:
+    """Positions of the ledger rows and transfers whose key, the transfers whose id, and the payout links whose
+    destination payment may be shared with another row (by 64-bit hash; NULLs always), each ascending.
+
+    The links' hashes and the sorts run on a second thread (own cursor) next to the ledger's and transfers'.
+    """
+    ((null,),) = con.execute("SELECT hash(NULL::VARCHAR)").fetchall()
+    null = np.uint64(null)
+    with ThreadPoolExecutor(1) as pool:
+        link_pos = pool.submit(_links_shared, con.cursor(), links, null)
+        hl = con.execute(S.HASH_LEDGER).fetchnumpy()["h"]
+        th = con.execute(S.HASH_TRANSFERS).fetchnumpy()
+        tid_pos = pool.submit(_shared, th["ht"], null)
+        if exact_keys:
+            lpos, tpos = np.arange(len(hl)), np.arange(len(th["hk"]))
+        else:
+            lpos, tpos = _irregular_keys(hl, th["hk"], null)
+        return lpos, tpos, tid_pos.result(), link_pos.result()
+
+
+def _links_shared(cur: duckdb.DuckDBPyConnection, links: pd.DataFrame, null: np.uint64) -> np.ndarray:
+    """``_shared`` of the links' destination payments, on (and then closing) its own cursor."""
+    try:
+        cur.register("links_in", links)
+        return _shared(cur.execute(S.HASH_LINKS).fetchnumpy()["h"], null)
+    finally:
+        cur.close()
+
+
+def _shared(h: np.ndarray, null: np.uint64) -> np.ndarray:
+    """Positions whose hash occurs more than once, or is NULL's."""
+    s = np.sort(h)
+    dup = s[1:][s[1:] == s[:-1]]
+    return np.flatnonzero(np.isin(h, np.append(np.unique(dup), null)))
+
+
+def _irregular_keys(hl: np.ndarray, hk: np.ndarray, null: np.uint64) -> tuple[np.ndarray, np.ndarray]:
+    """Ledger and transfer positions whose key is not surely "one ledger row + one transfer".
+
+    Each row is a uint64 (the hash's high bits, its position in ledger ⧺ transfers in the low bits); sorted,
+    equal keys are neighbours, ledger rows first. A row is regular when its key's run is exactly one ledger
+    row then one transfer; everything else (and NULL keys) is a candidate.
+    """
+    n_l, n = len(hl), len(hl) + len(hk)
+    bits = np.uint64(max(n.bit_length(), 1))
+    low = np.uint64((1 << int(bits)) - 1)
+    v = np.concatenate([hl, hk])
+    cand = v == null
+    v &= ~low
+    v |= np.arange(n, dtype=np.uint64)
+    v.sort()
+    pos = np.bitwise_and(v, low).view(np.int64)
+    v >>= bits
+    eq = np.empty(n + 1, dtype=bool)  # eq[i + 1]: row i has the same key as row i + 1 (sorted order)
+    eq[0] = eq[-1] = False
+    np.equal(v[1:], v[:-1], out=eq[1:-1])
+    start = eq[1:-1] & ~eq[:-2] & ~eq[2:]  # a run of exactly two rows starts at i ...
+    start &= (pos[:-1] < n_l) & (pos[1:] >= n_l)  # ... a ledger row, then a transfer
+    irregular = np.ones(n, dtype=bool)
+    irregular[:-1] &= ~start
+    irregular[1:] &= ~start
+    cand[pos[irregular]] = True
+    return np.flatnonzero(cand[:n_l]), np.flatnonzero(cand[n_l:])
 
 
 def _fallback(con: duckdb.DuckDBPyConnection, window_days: int) -> None:
@@ -175,36 +323,52 @@ def _fallback(con: duckdb.DuckDBPyConnection, window_days: int) -> None:
             break
 
 
-def _fill_breaks(con: duckdb.DuckDBPyConnection, table: pa.Table, params: dict[str, Any]) -> pa.Table:
-    """Reason and action of the non-MATCHED rows, computed on those rows only, put in place; helpers dropped."""
-    helpers = [c for c in table.column_names if c.startswith("_h_")]
-    mask = pc.not_equal(table["category"], "MATCHED")
-    brk = table.filter(mask)
+_BRK_COLS = ["category", "stripe_amount", "ledger_amount", "stripe_currency", "transfer_created", "payout_id",
+             "payout_status", "arrival_date", "failure_code", "confidence", "_lpos", "_tpos"]
+
+
+def _finish(con: duckdb.DuckDBPyConnection, table: pa.Table, frames: dict[str, pd.DataFrame],
+            params: dict[str, Any]) -> pd.DataFrame:
+    """The results as pandas; reason and action of the non-MATCHED rows computed on those rows only
+    (``BREAKS_SQL``, their inputs found by position) and put in place."""
+    mask = pc.not_equal(table["category"], "MATCHED").combine_chunks()
+    reason, action = table["reason"], _blank(table.num_rows)
+    brk = table.select(_BRK_COLS).filter(mask)
     if brk.num_rows:
-        con.register("brk", brk)
-        filled = con.sql(S.BREAKS_SQL, params=_params(S.BREAKS_SQL, params)).to_arrow_table()
-        for name in ("reason", "suggested_action"):
-            table = table.set_column(table.column_names.index(name), name,
-                                     _put(table[name], mask, filled[name].combine_chunks()))
-    return table.drop_columns(helpers)
+        con.register("brk", brk.append_column("_i", pa.array(np.arange(brk.num_rows))))
+        for side, col in (("ledger", "_lpos"), ("transfers", "_tpos")):
+            con.register(f"{side}_b", frames[f"{side}_in"].iloc[pc.drop_null(brk[col]).to_numpy()])
+        for stmt in S.views("b"):
+            con.execute(stmt)
+        sql, args = S.BREAKS_SQL, _params(S.BREAKS_SQL, params)
+        if brk.num_rows > 20_000:  # many: as Arrow; few: as rows, cheaper (the statement is bound once, not twice)
+            texts = con.sql(sql, params=args).to_arrow_table()
+            new_reason, new_action = (texts[c].combine_chunks() for c in ("reason", "suggested_action"))
+        else:
+            rows = con.execute(sql, args).fetchall()
+            new_reason, new_action = (pa.array([r[i] for r in rows], pa.large_string()) for i in (0, 1))
+        reason = _put(reason, mask, new_reason)
+        action = pc.replace_with_mask(action, mask, new_action)
+    at = table.column_names.index("reason")
+    table = table.set_column(at, "reason", reason).add_column(at + 1, "suggested_action", action)
+    return _to_pandas(table.drop_columns(["_lpos", "_tpos"]))
 
 
-def _put(col: pa.ChunkedArray, mask: pa.ChunkedArray, values: pa.Array) -> pa.ChunkedArray:
-    """``col`` with its ``mask``ed slots replaced by ``values`` in order, chunk by chunk."""
-    flat, chunks, row, at = mask.combine_chunks(), [], 0, 0
-    for c in col.chunks:
-        m = flat.slice(row, len(c))
-        n = pc.sum(m).as_py() or 0
-        chunks.append(pc.replace_with_mask(c, m, values.slice(at, n)) if n else c)
-        row, at = row + len(c), at + n
-    return pa.chunked_array(chunks, type=col.type)
+def _blank(n: int) -> pa.Array:
+    """``n`` empty strings (large_string), without building them one by one."""
+    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(np.zeros(n + 1, dtype=np.int64)), pa.py_buffer(b""))
+
+
+def _put(col: pa.ChunkedArray | pa.Array, mask: pa.Array, values: pa.Array) -> pa.ChunkedArray | pa.Array:
+    """``col`` with its ``mask``ed slots replaced by ``values``, in order (scattered, then one ``if_else``)."""
+    return pc.if_else(mask, pc.replace_with_mask(pa.nulls(len(mask), pa.large_string()), mask, values), col)
 
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:
     """Arrow → the contract's dtypes directly (pyarrow-backed strings: no object columns, no second pass)."""
-    df = table.to_pandas(types_mapper=_ARROW_TO_PANDAS.get)
+    df = table.to_pandas(types_mapper=_ARROW_TO_PANDAS.get, split_blocks=True, self_destruct=True)
     dtypes = {**RESULT_COLUMNS, **EXTRA_COLUMNS}
     wrong = {c: t for c, t in dtypes.items() if str(df[c].dtype) != t}
     if wrong:
         df = df.astype(wrong)
-    return df[list(dtypes)]
+    return df if list(df.columns) == list(dtypes) else df[list(dtypes)]

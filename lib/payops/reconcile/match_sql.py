@@ -1,13 +1,23 @@
-"""The SQL of :mod:`payops.reconcile.match` (DuckDB): views, pre-pass, fallback rounds, classification.
+"""The SQL of :mod:`payops.reconcile.match` (DuckDB): views, key groups, fallback rounds, classification, text.
 
-Statements run in this order on one connection (``ledger_in``, ``transfers_in``, ``links_in`` registered):
+Statements run in this order on one connection (``ledger_in``, ``transfers_in``, ``links_in`` registered, each
+with its row position ``_pos``; ``ledger_c``, ``transfers_c``: the *candidate* rows, see below; ``ldp``: the
+destination payments swept by ≥2 payouts):
 
-1. ``PREPASS``: one aggregate over ledger ids ∪ transfer keys (``g``: keys that are not exactly one ledger row
-   and one transfer) and one over destination payments (``ldp``: those swept by ≥2 payouts) — both small;
-   the uniqueness check, the duplicate groups and the fallback's leftovers all come from ``g``;
-2. ``DUP``, ``LEFTOVERS``, then ``FALLBACK_ROUND`` until it inserts nothing — all on small tables;
+1. ``GROUPS`` over the candidates only: ``g``, the keys that are not exactly one ledger row and one transfer;
+   the uniqueness check of ledger ids, the duplicate groups and the fallback's leftovers all come from it;
+2. ``DUP``, ``LEFTOVERS``, then ``FALLBACK_ROUND`` until it inserts nothing, then ``ADJ`` (by transfer position:
+   the duplicates' ranks and the fallback pairs) — all on small tables;
 3. ``final_sql()``: one streaming query — transfers keyed (or fallback-paired) to ledger rows by a single
-   FULL OUTER JOIN, the payout chain, the category, reasons and actions.
+   FULL OUTER JOIN, the payout chain, the category, the reason of MATCHED rows;
+4. ``BREAKS_SQL``: reason and action of the non-MATCHED rows (``brk``), their inputs found by row position
+   (``ledger_b``, ``transfers_b``).
+
+Candidates: every row whose key, transfer id or destination payment may be shared — found by
+:mod:`payops.reconcile.match` from 64-bit hashes (``HASH_*``), so a superset; every row with a shared
+value is a candidate, so the small statements see whole groups and are exact. A key wrongly taken as
+"one ledger row, one transfer" (a hash collision between two lone keys) leaves one extra unpaired row
+on each side, which ``match`` checks for and then reruns with every row a candidate.
 """
 
 from __future__ import annotations
@@ -24,63 +34,71 @@ def macros() -> list[str]:
         f"CREATE TEMP MACRO cexp(c) AS CASE WHEN contains('|{zero}|', '|' || c || '|') THEN 0"
         f" WHEN contains('|{three}|', '|' || c || '|') THEN 3 ELSE 2 END",
         # exact decimal string of minor units, e = cexp(c) (computed once per row): fmt(87550, 'CAD', 2) = '875.50 CAD'
+        # (BIGINT * 0.01 is a DECIMAL(22,2): exact, and its text keeps the trailing zeros)
         """CREATE TEMP MACRO fmt(a, c, e) AS CASE WHEN a IS NULL THEN '?' WHEN e = 0 THEN a::VARCHAR || ' ' || c
-           ELSE (CASE WHEN a < 0 THEN '-' ELSE '' END) || (abs(a) // (10 ** e)::BIGINT)::VARCHAR || '.'
-                || lpad((abs(a) % (10 ** e)::BIGINT)::VARCHAR, e, '0') || ' ' || c END""",
+           WHEN e = 3 THEN (a * 0.001)::VARCHAR || ' ' || c ELSE (a * 0.01)::VARCHAR || ' ' || c END""",
         "CREATE TEMP MACRO d(ts) AS coalesce(strftime(ts, '%Y-%m-%d'), '?')",
     ]
 
 
-VIEWS = [
-    """CREATE TEMP VIEW L AS SELECT ledger_payout_id AS lid, run_id, studio_id, destination AS l_dest,
-    amount AS l_amount, currency AS l_cur, expected_at,
-    nullif(ledger_transfer_id, '') AS ledger_transfer_id, nullif(manual_transfer_id, '') AS manual_transfer_id
-FROM ledger_in""",
-    """CREATE TEMP VIEW T AS SELECT transfer_id AS tid, created, amount AS t_amount, currency AS t_cur,
-    destination AS t_dest, transfer_group, coalesce(nullif(ledger_payout_id, ''), nullif(transfer_group, '')) AS k,
-    source, coalesce(amount_reversed, 0) AS amount_reversed, coalesce(reversed, false) AS reversed,
-    destination_payment
-FROM transfers_in""",
-]
+_KEY = "coalesce(nullif(ledger_payout_id, ''), nullif(transfer_group, ''))"
+
+
+def views(suffix: str = "") -> list[str]:
+    """``L``/``T`` over ``ledger_in``/``transfers_in``; ``Lc``/``Tc`` over ``ledger_c``/``transfers_c``, and so on."""
+    ledger, transfers = (f"ledger_{suffix}", f"transfers_{suffix}") if suffix else ("ledger_in", "transfers_in")
+    return [
+        f"""CREATE OR REPLACE TEMP VIEW L{suffix} AS
+SELECT ledger_payout_id AS lid, run_id, studio_id, destination AS l_dest, amount AS l_amount, currency AS l_cur,
+    expected_at, nullif(ledger_transfer_id, '') AS ledger_transfer_id,
+    nullif(manual_transfer_id, '') AS manual_transfer_id, _pos AS lpos
+FROM {ledger}""",
+        f"""CREATE OR REPLACE TEMP VIEW T{suffix} AS
+SELECT transfer_id AS tid, created, amount AS t_amount, currency AS t_cur, destination AS t_dest, transfer_group,
+    {_KEY} AS k, source, coalesce(amount_reversed, 0) AS amount_reversed, coalesce(reversed, false) AS reversed,
+    destination_payment, _pos AS tpos
+FROM {transfers}""",
+    ]
+
+
+#: 64-bit hashes, in input order, for finding the candidates (``hash(NULL)`` is one more value)
+HASH_LEDGER = "SELECT hash(ledger_payout_id) AS h FROM ledger_in"
+HASH_TRANSFERS = f"SELECT hash(transfer_id) AS ht, hash({_KEY}) AS hk FROM transfers_in"
+HASH_LINKS = "SELECT hash(destination_payment) AS h FROM links_in"
 
 # g: every key that is not exactly one ledger row + one transfer (nl = ledger rows, nt = transfers with that key);
 # a NULL key only ever holds ledger rows (their null ids fail the uniqueness check)
-PREPASS = [
-    """CREATE TEMP TABLE g AS
+GROUPS = """CREATE TEMP TABLE g AS
 SELECT key, count(*) FILTER (WHERE s = 0) AS nl, count(*) FILTER (WHERE s = 1) AS nt
-FROM (SELECT lid AS key, 0 AS s FROM L UNION ALL SELECT k, 1 FROM T WHERE k IS NOT NULL)
-GROUP BY key HAVING nl <> 1 OR nt <> 1 OR key IS NULL""",
-    """CREATE TEMP TABLE ldp AS SELECT destination_payment AS dp FROM links_in
-WHERE destination_payment IS NOT NULL GROUP BY destination_payment HAVING count(*) > 1""",
-]
+FROM (SELECT lid AS key, 0 AS s FROM Lc UNION ALL SELECT k, 1 FROM Tc WHERE k IS NOT NULL)
+GROUP BY key HAVING nl <> 1 OR nt <> 1 OR key IS NULL"""
 
-# = count(*) - count(DISTINCT id) of each input: keys outside g have exactly one ledger row
-REPEATS = """SELECT coalesce(sum(nl - (key IS NOT NULL AND nl >= 1)::INT), 0),
-    (SELECT count(*) - count(DISTINCT transfer_id) FROM transfers_in), (SELECT count(*) FROM ldp) FROM g"""
+#: = count(*) - count(DISTINCT ledger_payout_id) of the candidates (keys outside g have exactly one ledger row)
+REPEATED_LEDGER_IDS = "SELECT coalesce(sum(nl - (key IS NOT NULL AND nl >= 1)::INT), 0) FROM g"
 
 DUP = """
 CREATE TEMP TABLE dup AS
-SELECT T.tid, row_number() OVER w AS dup_rk, count(*) OVER (PARTITION BY T.k) AS dup_n,
-       first_value(T.tid) OVER w AS dup_first
-FROM T SEMI JOIN (SELECT key AS k FROM g WHERE nl = 1 AND nt > 1) dk USING (k) JOIN L ON L.lid = T.k
-WINDOW w AS (PARTITION BY T.k ORDER BY (T.tid = L.manual_transfer_id) IS TRUE DESC,
-             (T.tid = L.ledger_transfer_id) IS TRUE DESC, T.created, T.tid)
+SELECT Tc.tpos, row_number() OVER w AS dup_rk, count(*) OVER (PARTITION BY Tc.k) AS dup_n,
+       first_value(Tc.tid) OVER w AS dup_first
+FROM Tc SEMI JOIN (SELECT key AS k FROM g WHERE nl = 1 AND nt > 1) dk USING (k) JOIN Lc ON Lc.lid = Tc.k
+WINDOW w AS (PARTITION BY Tc.k ORDER BY (Tc.tid = Lc.manual_transfer_id) IS TRUE DESC,
+             (Tc.tid = Lc.ledger_transfer_id) IS TRUE DESC, Tc.created, Tc.tid)
 """
 
 # ledger rows no transfer keys to; transfers whose key names no ledger row (duplicates' extras always do)
 LEFTOVERS = [
     """CREATE TEMP TABLE la AS SELECT lid, l_dest, l_cur, l_amount, expected_at
-FROM L SEMI JOIN (SELECT key AS lid FROM g WHERE nl = 1 AND nt = 0) USING (lid)""",
-    """CREATE TEMP TABLE ta AS SELECT tid, t_dest, t_cur, t_amount, created
-FROM T LEFT JOIN (SELECT key FROM g WHERE nl = 0) gk ON gk.key = T.k
-WHERE t_dest IS NOT NULL AND (T.k IS NULL OR gk.key IS NOT NULL)""",
-    "CREATE TEMP TABLE fb (lid VARCHAR, tid VARCHAR)",
+FROM Lc SEMI JOIN (SELECT key AS lid FROM g WHERE nl = 1 AND nt = 0) USING (lid)""",
+    """CREATE TEMP TABLE ta AS SELECT tid, tpos, t_dest, t_cur, t_amount, created
+FROM Tc LEFT JOIN (SELECT key FROM g WHERE nl = 0) gk ON gk.key = Tc.k
+WHERE t_dest IS NOT NULL AND (Tc.k IS NULL OR gk.key IS NOT NULL)""",
+    "CREATE TEMP TABLE fb (lid VARCHAR, tid VARCHAR, tpos BIGINT)",
 ]
 
 FALLBACK_ROUND = """
 INSERT INTO fb
-SELECT lid, tid FROM (
-    SELECT la.lid, ta.tid,
+SELECT lid, tid, tpos FROM (
+    SELECT la.lid, ta.tid, ta.tpos,
         row_number() OVER (PARTITION BY la.lid ORDER BY abs(epoch(ta.created) - epoch(la.expected_at)), ta.tid) AS r1,
         row_number() OVER (PARTITION BY ta.tid ORDER BY abs(epoch(ta.created) - epoch(la.expected_at)), la.lid) AS r2
     FROM la JOIN ta ON la.l_dest = ta.t_dest AND la.l_cur = ta.t_cur AND la.l_amount = ta.t_amount
@@ -88,6 +106,13 @@ SELECT lid, tid FROM (
       AND la.lid NOT IN (SELECT lid FROM fb) AND ta.tid NOT IN (SELECT tid FROM fb)
 ) WHERE r1 = 1 AND r2 = 1
 """
+
+#: per transfer position: its rank in a duplicate group, or the ledger row the fallback paired it with
+ADJ = """CREATE TEMP TABLE adj AS SELECT tpos, dup_rk, dup_n, dup_first, NULL::VARCHAR AS fb_lid FROM dup
+UNION ALL SELECT tpos, NULL, NULL, NULL, lid FROM fb"""
+
+#: ledger rows left without a transfer (what ``match`` checks the result against)
+UNPAIRED = "SELECT (SELECT count(*) FROM la) - (SELECT count(*) FROM fb)"
 
 _LINK_COLS = "destination_payment AS dp, payout_id, payout_status, arrival_date, failure_code"
 # the payout per destination payment: the only one, else a paid one over a failed one (Stripe re-sweeps)
@@ -116,57 +141,55 @@ CATEGORY_SQL = """CASE
 
 FALLBACK_NOTE = "matched on destination + amount + date: no ledger id in metadata"
 
+#: formatted amounts the reason/action texts use (``fmt`` once per row, not once per mention)
+AMOUNTS = {"f_net": "fmt(net, t_cur, e_t)", "f_l": "fmt(l_amount, l_cur, e_l)",
+           "f_diff": "fmt(net - l_amount, l_cur, e_l)", "f_short": "fmt(l_amount - net, l_cur, e_l)",
+           "f_tol": "fmt($tol, l_cur, e_l)", "f_t": "fmt(t_amount, t_cur, e_t)",
+           "f_rev": "fmt(amount_reversed, t_cur, e_t)"}
+
+#: the reason of a row that is not MATCHED (see ``_MATCHED_REASON``)
 REASON_SQL = f"""CASE category
-    WHEN 'MATCHED' THEN CASE WHEN confidence = 'fallback' THEN '{FALLBACK_NOTE}'
-        ELSE 'matched on ledger id; paid out to the bank in ' || payout_id END
-    ELSE CASE category
-    WHEN 'MATCHED_WITHIN_TOLERANCE' THEN 'Stripe moved ' || fmt(net, t_cur, e_t) || ', ledger says '
-        || fmt(l_amount, l_cur, e_l) || ': difference ' || fmt(net - l_amount, l_cur, e_l) || ' within tolerance '
-        || fmt($tol, l_cur, e_l)
+    WHEN 'MATCHED_WITHIN_TOLERANCE' THEN 'Stripe moved ' || f_net || ', ledger says ' || f_l || ': difference '
+        || f_diff || ' within tolerance ' || f_tol
     WHEN 'MISSING_IN_STRIPE' THEN CASE WHEN coalesce(manual_transfer_id, ledger_transfer_id) IS NOT NULL
         THEN 'ledger records transfer ' || coalesce(manual_transfer_id, ledger_transfer_id) || ' for ' || lid
              || ' but Stripe has no such transfer in the period'
-        ELSE 'no Stripe transfer for ledger payout ' || lid || ' (' || fmt(l_amount, l_cur, e_l) || ' to '
-             || coalesce(l_dest, '?') || ')' END
-    WHEN 'MISSING_IN_LEDGER' THEN 'Stripe transfer ' || tid || ' (' || fmt(t_amount, t_cur, e_t) || ' to '
-        || coalesce(t_dest, '?') || ', ' || source || ') has no ledger payout'
+        ELSE 'no Stripe transfer for ledger payout ' || lid || ' (' || f_l || ' to ' || coalesce(l_dest, '?') || ')'
+        END
+    WHEN 'MISSING_IN_LEDGER' THEN 'Stripe transfer ' || tid || ' (' || f_t || ' to ' || coalesce(t_dest, '?') || ', '
+        || source || ') has no ledger payout'
         || CASE WHEN k IS NOT NULL THEN ' (its ledger id ' || k || ' is not in the ledger for the period)'
            ELSE ' and no ledger id in metadata' END
     WHEN 'DUPLICATE_PAYMENT' THEN CASE WHEN lid IS NOT NULL
         THEN 'ledger payout ' || lid || ' was paid ' || dup_n::VARCHAR || ' times; ' || tid || ' (' || source
              || ') is the one the ledger pairs with'
-        ELSE tid || ' (' || source || ', ' || fmt(net, t_cur, e_t) || ') duplicates ' || dup_first
-             || ' for ledger payout ' || k END
-    WHEN 'CURRENCY_MISMATCH' THEN 'ledger expects ' || fmt(l_amount, l_cur, e_l) || ' but ' || tid || ' moved '
-        || fmt(net, t_cur, e_t)
+        ELSE tid || ' (' || source || ', ' || f_net || ') duplicates ' || dup_first || ' for ledger payout ' || k END
+    WHEN 'CURRENCY_MISMATCH' THEN 'ledger expects ' || f_l || ' but ' || tid || ' moved ' || f_net
     WHEN 'DESTINATION_MISMATCH' THEN tid || ' went to ' || coalesce(t_dest, '?') || ' but the ledger destination is '
         || coalesce(l_dest, '?')
-    WHEN 'REVERSED_FULL' THEN tid || ' was fully reversed (' || fmt(amount_reversed, t_cur, e_t)
-        || '): nothing reached the studio for ' || lid
-    WHEN 'REVERSED_PARTIAL' THEN fmt(amount_reversed, t_cur, e_t) || ' of ' || tid || ' was reversed: the studio kept '
-        || fmt(net, t_cur, e_t) || ', the ledger says ' || fmt(l_amount, l_cur, e_l)
-    WHEN 'AMOUNT_MISMATCH' THEN 'Stripe moved ' || fmt(net, t_cur, e_t) || ', ledger says ' || fmt(l_amount, l_cur, e_l)
-        || ': difference ' || fmt(net - l_amount, l_cur, e_l) || ' over tolerance ' || fmt($tol, l_cur, e_l)
+    WHEN 'REVERSED_FULL' THEN tid || ' was fully reversed (' || f_rev || '): nothing reached the studio for ' || lid
+    WHEN 'REVERSED_PARTIAL' THEN f_rev || ' of ' || tid || ' was reversed: the studio kept ' || f_net
+        || ', the ledger says ' || f_l
+    WHEN 'AMOUNT_MISMATCH' THEN 'Stripe moved ' || f_net || ', ledger says ' || f_l || ': difference ' || f_diff
+        || ' over tolerance ' || f_tol
     WHEN 'PAYOUT_FAILED' THEN 'payout ' || payout_id || ' of ' || tid || ' to the studio''s bank ' || payout_status
         || ' (' || coalesce(failure_code, 'no failure code') || '): the money is back on ' || coalesce(t_dest, '?')
     WHEN 'TIMING_IN_TRANSIT' THEN CASE
-        WHEN created >= $pend THEN tid || ' was created ' || d(created) || ', after the period end '
-             || $pto
+        WHEN created >= $pend THEN tid || ' was created ' || d(created) || ', after the period end ' || $pto
         WHEN payout_status IS NULL THEN 'no payout has swept ' || coalesce(destination_payment, tid)
              || ' yet: the money is still on ' || coalesce(t_dest, '?') || '''s balance'
         WHEN payout_status <> 'paid'
         THEN 'payout ' || payout_id || ' is ' || payout_status || ', arrival ' || d(arrival_date)
         ELSE 'payout ' || payout_id || ' arrives ' || d(arrival_date) || ', after the cut-off ' || $cto END
-    END || CASE WHEN confidence = 'fallback' THEN ' ({FALLBACK_NOTE})' ELSE '' END END"""
+    END || CASE WHEN confidence = 'fallback' THEN ' ({FALLBACK_NOTE})' ELSE '' END"""
 
+#: the suggested action of a row that is not MATCHED ('' on MATCHED rows)
 ACTION_SQL = """CASE category
-    WHEN 'MATCHED' THEN ''
     WHEN 'MATCHED_WITHIN_TOLERANCE' THEN 'none: within tolerance'
     WHEN 'MISSING_IN_STRIPE' THEN CASE WHEN coalesce(manual_transfer_id, ledger_transfer_id) IS NOT NULL
         THEN 'look up ' || coalesce(manual_transfer_id, ledger_transfer_id) || ' in Stripe; if it never happened, '
-             || 'run the manual payout SOP for ' || lid || ' (' || fmt(l_amount, l_cur, e_l) || ')'
-        ELSE 'run the manual payout SOP for ' || lid || ' (' || fmt(l_amount, l_cur, e_l) || ' to '
-             || coalesce(l_dest, '?') || ')' END
+             || 'run the manual payout SOP for ' || lid || ' (' || f_l || ')'
+        ELSE 'run the manual payout SOP for ' || lid || ' (' || f_l || ' to ' || coalesce(l_dest, '?') || ')' END
     WHEN 'MISSING_IN_LEDGER' THEN 'find the ledger payout for ' || tid || ' and record it, or reverse ' || tid
         || ' if it was not owed'
     WHEN 'DUPLICATE_PAYMENT' THEN CASE WHEN lid IS NOT NULL
@@ -175,14 +198,12 @@ ACTION_SQL = """CASE category
     WHEN 'CURRENCY_MISMATCH' THEN 'reverse ' || tid || ' and re-pay ' || lid || ' in ' || l_cur
     WHEN 'DESTINATION_MISMATCH' THEN 'confirm the studio''s account; reverse ' || tid || ' from '
         || coalesce(t_dest, '?') || ' and re-pay ' || lid || ' to ' || coalesce(l_dest, '?')
-    WHEN 'REVERSED_FULL' THEN 're-pay ' || lid || ' (' || fmt(l_amount, l_cur, e_l) || ') with the manual payout SOP, '
+    WHEN 'REVERSED_FULL' THEN 're-pay ' || lid || ' (' || f_l || ') with the manual payout SOP, '
         || 'or cancel it in the ledger'
-    WHEN 'REVERSED_PARTIAL' THEN 'pay the remaining ' || fmt(l_amount - net, l_cur, e_l) || ' for ' || lid
-        || ' or adjust the ledger'
+    WHEN 'REVERSED_PARTIAL' THEN 'pay the remaining ' || f_short || ' for ' || lid || ' or adjust the ledger'
     WHEN 'AMOUNT_MISMATCH' THEN CASE WHEN net < l_amount
-        THEN 'pay the shortfall ' || fmt(l_amount - net, l_cur, e_l) || ' for ' || lid || ' or correct the ledger'
-        ELSE 'recover the overpayment ' || fmt(net - l_amount, l_cur, e_l) || ' (partial reversal of ' || tid
-             || ') or correct the ledger' END
+        THEN 'pay the shortfall ' || f_short || ' for ' || lid || ' or correct the ledger'
+        ELSE 'recover the overpayment ' || f_diff || ' (partial reversal of ' || tid || ') or correct the ledger' END
     WHEN 'PAYOUT_FAILED' THEN 'ask the studio to update bank details; re-pay after payout ' || payout_id
         || ' failed (' || coalesce(failure_code, payout_status) || ')'
     WHEN 'TIMING_IN_TRANSIT' THEN CASE
@@ -195,28 +216,21 @@ ACTION_SQL = """CASE category
 _MATCHED_REASON = f"""CASE WHEN confidence = 'fallback' THEN '{FALLBACK_NOTE}'
     ELSE 'matched on ledger id; paid out to the bank in ' || payout_id END"""
 
-#: what the reason/action CASEs read beyond the result's own columns (exported on non-MATCHED rows only)
-HELPERS = ["lid", "k", "dup_n", "dup_first", "t_amount", "amount_reversed", "l_dest", "t_dest", "l_cur",
-           "manual_transfer_id", "ledger_transfer_id", "destination_payment", "source"]
-_FROM_RESULT = {"tid": "transfer_id", "net": "stripe_amount", "l_amount": "ledger_amount", "t_cur": "stripe_currency",
-                "created": "transfer_created", "payout_id": "payout_id", "payout_status": "payout_status",
-                "arrival_date": "arrival_date", "failure_code": "failure_code", "confidence": "confidence",
-                "category": "category"}
-
 
 def final_sql(unique_links: bool) -> str:
     """Every result row: transfers joined to ledger rows by key (first of a duplicate group) or fallback pair.
 
-    Reason and action are filled here for MATCHED rows (nearly all) only; the rest carry ``HELPERS`` (as
-    ``_h_<name>``) for ``BREAKS_SQL``: the large CASEs cost per vector, however few of its rows take them.
+    ``unique_links``: no destination payment is in ``ldp`` (a registered frame of those swept by ≥2 payouts).
+    The reason is filled here for MATCHED rows (nearly all) only, the rest are NULL; no suggested action (''
+    on MATCHED rows). Every row carries its input rows' positions (``_lpos``, ``_tpos``) for ``BREAKS_SQL``: the
+    large CASEs cost per vector, however few of its rows take them.
     """
     links = _LINKS_UNIQUE if unique_links else _LINKS_BEST
-    helpers = ",\n    ".join(f"CASE WHEN category <> 'MATCHED' THEN {h} END AS _h_{h}" for h in HELPERS)
     return f"""
 WITH tt AS (
-    SELECT T.*, d.dup_rk, d.dup_n, d.dup_first, f.lid AS fb_lid,
-        coalesce(f.lid, CASE WHEN coalesce(d.dup_rk, 1) = 1 THEN T.k END) AS jk
-    FROM T LEFT JOIN dup d ON d.tid = T.tid LEFT JOIN fb f ON f.tid = T.tid
+    SELECT T.*, a.dup_rk, a.dup_n, a.dup_first, a.fb_lid,
+        coalesce(a.fb_lid, CASE WHEN coalesce(a.dup_rk, 1) = 1 THEN T.k END) AS jk
+    FROM T LEFT JOIN adj a ON a.tpos = T.tpos
 ), c AS (
     SELECT L.*, tt.*, tt.t_amount - tt.amount_reversed AS net,
         CASE WHEN tt.fb_lid IS NOT NULL THEN 'fallback'
@@ -237,24 +251,37 @@ SELECT category,
     CASE WHEN lid IS NOT NULL AND tid IS NOT NULL AND l_cur = t_cur THEN net - l_amount END AS difference,
     confidence,
     CASE WHEN category = 'MATCHED' THEN {_MATCHED_REASON} END AS reason,
-    CASE WHEN category = 'MATCHED' THEN '' END AS suggested_action,
     coalesce(source, '—') AS source,
     run_id, t_cur AS stripe_currency, CASE WHEN dup_n >= 2 THEN dup_first END AS duplicate_of,
     created AS transfer_created, expected_at, payout_status, arrival_date, failure_code,
     coalesce(tid IS NOT NULL AND payout_status = 'paid' AND coalesce(arrival_date < $cend, true) AND net > 0, false)
         AS reached_bank,
-    {helpers}
+    lpos AS _lpos, tpos AS _tpos
 FROM k
 """
 
 
-#: reason and action of the non-MATCHED result rows (``brk``: those rows of ``final_sql``), in ``brk``'s order
+#: what the reason/action CASEs read from the result's own columns (``brk``: its non-MATCHED rows, numbered ``_i``)
+_FROM_RESULT = {"net": "stripe_amount", "l_amount": "ledger_amount", "t_cur": "stripe_currency",
+                "created": "transfer_created", "payout_id": "payout_id", "payout_status": "payout_status",
+                "arrival_date": "arrival_date", "failure_code": "failure_code", "confidence": "confidence",
+                "category": "category"}
+#: ... and from their input rows (``Lb``/``Tb``: those rows, by position) and ``adj``
+_FROM_INPUTS = {"Lb": ["lid", "l_dest", "l_cur", "manual_transfer_id", "ledger_transfer_id"],
+                "Tb": ["tid", "k", "t_amount", "amount_reversed", "t_dest", "destination_payment", "source"],
+                "adj": ["dup_n", "dup_first"]}
+
+_BRK_COLS = ", ".join([*(f"brk.{r} AS {c}" for c, r in _FROM_RESULT.items()),
+                       *(f"{t}.{c}" for t, cs in _FROM_INPUTS.items() for c in cs)])
+
+#: reason and action of the non-MATCHED result rows, in ``brk``'s order
 BREAKS_SQL = f"""
 WITH k0 AS (
-    SELECT {", ".join([*(f"{r} AS {c}" for c, r in _FROM_RESULT.items()), *(f"_h_{h} AS {h}" for h in HELPERS)])}
-    FROM brk
+    SELECT brk._i, {_BRK_COLS}, cexp(brk.stripe_currency) AS e_t, cexp(Lb.l_cur) AS e_l
+    FROM brk LEFT JOIN Lb ON Lb.lpos = brk._lpos LEFT JOIN Tb ON Tb.tpos = brk._tpos
+    LEFT JOIN adj ON adj.tpos = brk._tpos
 ), k AS (
-    SELECT *, cexp(t_cur) AS e_t, cexp(l_cur) AS e_l FROM k0
+    SELECT *, {", ".join(f"{v} AS {n}" for n, v in AMOUNTS.items())} FROM k0
 )
-SELECT {REASON_SQL} AS reason, {ACTION_SQL} AS suggested_action FROM k
+SELECT {REASON_SQL} AS reason, {ACTION_SQL} AS suggested_action FROM k ORDER BY _i
 """
