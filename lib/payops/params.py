@@ -215,8 +215,13 @@ class ManualPayoutParams(BaseModel):
         """sha256 of the canonical business parameters: a changed amount voids every approval."""
         if self.currency is None:
             raise ParamsInvalid(FieldProblem("currency", "must be resolved before hashing"))
-        blob = json.dumps(self.business_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(blob.encode()).hexdigest()
+        return canonical_sha256(self.business_dict(), ensure_ascii=False)
+
+
+def canonical_sha256(data: Any, *, ensure_ascii: bool = True) -> str:
+    """sha256 of ``data`` as canonical JSON (sorted keys, no spaces): every runbook's parameters hash."""
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=ensure_ascii)
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def _problems_from(exc: ValidationError) -> list[FieldProblem]:

@@ -182,3 +182,25 @@ def test_running_cycle_is_refused_and_a_stuck_one_reported(payops_env, minutes, 
         assert [r["runbook_run_id"] for r in stuck] == ([other] if minutes > 60 else [])
         assert s.get(RunbookRun, other) is not None
     assert _cycle_transfers(payops_env) == []
+
+
+@pytest.mark.parametrize(("args", "field"), [
+    (["--cycle-date", "2026-12-02"], "cycle_date: 2026-12-02 is not a payout day"),
+    (["--cycle-date", "2026-12-1"], "cycle_date: '2026-12-1' is not a date"),
+    (["--cycle-date", "2026-13-01"], "cycle_date:"),
+    (["--cycle-date", "2099-01-01"], "is after the next scheduled cycle"),
+    (["--cycle-date", "2026-12-01", "--dry-run", "--live"], "--live: cannot be combined with --dry-run"),
+])
+def test_bad_cycle_input_is_named_and_changes_nothing(payops_env, args, field) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from payops.cli import app
+
+    res = CliRunner().invoke(app, ["payout-cycle", "run", *args, "--live"] if "--live" not in args
+                             else ["payout-cycle", "run", *args])
+    assert res.exit_code == 2, res.output
+    assert field in res.output
+    with session_scope(payops_env.settings) as s:
+        assert s.scalar(select(func.count()).select_from(RunbookRun)) == 0
+        assert s.get(PayoutRun, payout_run_id(CYCLE)) is None
+    assert _cycle_transfers(payops_env) == []

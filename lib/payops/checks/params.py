@@ -16,21 +16,18 @@ Every notebook also takes ``run_id = None`` (JupyterLab: a run is created for th
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from payops import runstate
 from payops.config import Settings, get_settings
-from payops.db import session_scope
+from payops.cycle.runbook import cycle_date_input, payout_day_problem
 from payops.errors import FieldProblem, ParamsInvalid
-from payops.params import _problems_from
+from payops.params import _problems_from, canonical_sha256
 from payops.sop.context import RunContext
 
 MODE = "check"
@@ -40,8 +37,7 @@ class _CheckParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     def params_hash(self) -> str:
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()
+        return canonical_sha256(self.model_dump(mode="json"))
 
 
 class GoLiveParams(_CheckParams):
@@ -56,13 +52,7 @@ class _CycleCheckParams(_CheckParams):
     @field_validator("cycle_date", mode="before")
     @classmethod
     def _date(cls, v: Any) -> Any:
-        if v == "":
-            return None
-        if isinstance(v, datetime):
-            raise ValueError("must be a date (YYYY-MM-DD), not a date and time")
-        if isinstance(v, str) and len(v.strip()) != 10:
-            raise ValueError(f"{v!r} is not a date like 2026-12-01")
-        return v
+        return cycle_date_input(v)
 
 
 class PreRunParams(_CycleCheckParams):
@@ -117,10 +107,9 @@ def validate_check(name: str, data: Mapping[str, Any], settings: Settings | None
         resolved = (slots.next_cycle_dates(settings, now, 1)[0] if sp.name == "pre-run"
                     else slots.current_cycle_date(settings, now))
         return params.model_copy(update={"cycle_date": resolved})
-    if slots.cycle_slot(settings, params.cycle_date) is None:
-        raise ParamsInvalid(FieldProblem("cycle_date", (
-            f"{params.cycle_date} is not a payout day (schedule {settings.payout_schedule_cron!r} in "
-            f"{settings.payout_timezone})")), f"{sp.name} check parameters")
+    problem = payout_day_problem(settings, params.cycle_date)
+    if problem is not None:
+        raise ParamsInvalid(problem, f"{sp.name} check parameters")
     return params
 
 
@@ -156,16 +145,8 @@ class CheckContext(RunContext):
     @classmethod
     def load(cls, step: str, run_id: str, settings: Settings | None = None) -> CheckContext:
         sp = BY_STEP[step]
-        settings = settings or get_settings()
-        with session_scope(settings) as s:
-            run = runstate.get_run(s, run_id)
-            params = sp.model.model_validate(json.loads(run.params_json))
-            ctx = cls(step=step, run_id=run.id, settings=settings, run_dir=Path(run.output_dir or "."),
-                      mode=run.mode, operator=run.operator, params_hash=run.params_hash, check=sp.name,
-                      params=params)
-            cls.mark_running(s, run_id, step)
-        ctx.run_dir.mkdir(parents=True, exist_ok=True)
-        return ctx
+        return cls._open(step, run_id, settings, lambda run: {
+            "check": sp.name, "params": sp.model.model_validate(json.loads(run.params_json))})
 
     @property
     def cycle_date(self) -> date:

@@ -209,10 +209,10 @@ def summarize(ctx: CycleContext) -> CycleSummary:
 def alert_failures(ctx: CycleContext, summary: CycleSummary) -> CycleSummary:
     """A partial cycle pages #payments-alerts with each failure and its reason (the fallback's work list)."""
     if summary.failed and not ctx.dry_run:
-        from payops.cycle.transfers import _alert
+        from payops.cycle.transfers import alert
 
         lines = "\n".join(f"• {f['studio']} — ledger payout {f['ledger_payout_id']}: {f['reason']}"
                           for f in summary.failed[:20])
         more = f"\n…and {len(summary.failed) - 20} more" if len(summary.failed) > 20 else ""
-        summary.alert = _alert(ctx, f":warning: {summary.text()}\nManual fallback needed for:\n{lines}{more}")
+        summary.alert = alert(ctx, f":warning: {summary.text()}\nManual fallback needed for:\n{lines}{more}")
     return summary

@@ -7,25 +7,43 @@ executed by :mod:`payops.runner` like every runbook (resume, leases, sealed arch
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from payops import runstate
 from payops.config import Settings, get_settings
 from payops.cycle import slots
-from payops.db import session_scope
 from payops.errors import FieldProblem, ParamsInvalid
-from payops.params import _problems_from
+from payops.params import _problems_from, canonical_sha256
 from payops.sop.context import RunContext
 
 SOP = "payout_cycle"
+
+
+def cycle_date_input(v: Any) -> Any:
+    """The ``cycle_date`` parameter before pydantic parses it: "" means None; a datetime or a string
+    that is not exactly YYYY-MM-DD is refused (shared by the cycle and the check notebooks)."""
+    if v == "":
+        return None
+    if isinstance(v, datetime):
+        raise ValueError("must be a date (YYYY-MM-DD), not a date and time")
+    if isinstance(v, str) and len(v.strip()) != 10:
+        raise ValueError(f"{v!r} is not a date like 2026-12-01")
+    return v
+
+
+def payout_day_problem(settings: Settings, day: date) -> FieldProblem | None:
+    """Why ``day`` cannot be a ``cycle_date`` (no slot of PAYOUT_SCHEDULE_CRON falls on it), or None."""
+    if slots.cycle_slot(settings, day) is not None:
+        return None
+    upcoming = ", ".join(d.isoformat() for d in slots.next_cycle_dates(
+        settings, datetime.combine(day, datetime.min.time(), tzinfo=UTC), 2))
+    return FieldProblem("cycle_date", f"{day} is not a payout day (schedule {settings.payout_schedule_cron!r} in "
+                                      f"{settings.payout_timezone}; next ones after it: {upcoming})")
 Trigger = Literal["cli", "scheduler", "http", "manual", "demo", "bench", "test"]
 
 
@@ -41,13 +59,7 @@ class CycleParams(BaseModel):
     @field_validator("cycle_date", mode="before")
     @classmethod
     def _date(cls, v: Any) -> Any:
-        if v == "":
-            return None
-        if isinstance(v, datetime):
-            raise ValueError("must be a date (YYYY-MM-DD), not a date and time")
-        if isinstance(v, str) and len(v.strip()) != 10:
-            raise ValueError(f"{v!r} is not a date like 2026-12-01")
-        return v
+        return cycle_date_input(v)
 
     @field_validator("dry_run", mode="before")
     @classmethod
@@ -57,8 +69,7 @@ class CycleParams(BaseModel):
         return v
 
     def params_hash(self) -> str:
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()
+        return canonical_sha256(self.model_dump(mode="json"))
 
 
 def validate_cycle(data: Mapping[str, Any], settings: Settings | None = None, *,
@@ -73,12 +84,9 @@ def validate_cycle(data: Mapping[str, Any], settings: Settings | None = None, *,
     now = now or datetime.now(UTC)
     if params.cycle_date is None:
         return params.model_copy(update={"cycle_date": slots.current_cycle_date(settings, now)})
-    if slots.cycle_slot(settings, params.cycle_date) is None:
-        upcoming = ", ".join(d.isoformat() for d in slots.next_cycle_dates(
-            settings, datetime.combine(params.cycle_date, datetime.min.time(), tzinfo=UTC), 2))
-        raise ParamsInvalid(FieldProblem("cycle_date", (
-            f"{params.cycle_date} is not a payout day (schedule {settings.payout_schedule_cron!r} in "
-            f"{settings.payout_timezone}; next ones after it: {upcoming})")), "payout cycle parameters")
+    problem = payout_day_problem(settings, params.cycle_date)
+    if problem is not None:
+        raise ParamsInvalid(problem, "payout cycle parameters")
     (nxt,) = slots.next_cycle_dates(settings, now, 1)
     if params.cycle_date > nxt:
         raise ParamsInvalid(FieldProblem("cycle_date", (
@@ -138,15 +146,8 @@ class CycleContext(RunContext):
 
     @classmethod
     def load(cls, step: str, run_id: str, settings: Settings | None = None) -> CycleContext:
-        settings = settings or get_settings()
-        with session_scope(settings) as s:
-            run = runstate.get_run(s, run_id)
-            params = CycleParams.model_validate(json.loads(run.params_json))
-            ctx = cls(step=step, run_id=run.id, params=params, settings=settings, run_dir=Path(run.output_dir or "."),
-                      mode=run.mode, operator=run.operator, params_hash=run.params_hash)
-            cls.mark_running(s, run_id, step)
-        ctx.run_dir.mkdir(parents=True, exist_ok=True)
-        return ctx
+        return cls._open(step, run_id, settings,
+                         lambda run: {"params": CycleParams.model_validate(json.loads(run.params_json))})
 
     @property
     def cycle_date(self) -> date:

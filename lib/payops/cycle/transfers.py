@@ -244,7 +244,7 @@ def _fail_cycle(ctx: CycleContext, reason: str) -> int:
         return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def _alert(ctx: CycleContext, text: str) -> str:
+def alert(ctx: CycleContext, text: str) -> str:
     """Post ``text`` to Slack if configured; returns what happened (delivery errors are raised)."""
     if ctx.settings.slack_webhook_url is None:
         return "Slack not configured (PAYOPS_SLACK_WEBHOOK_URL): no alert sent"
@@ -294,14 +294,14 @@ def run(ctx: CycleContext, progress: Callable[[int], Any] | None = None,
         disabled = engine.disabled_reason(s, ctx.settings)
     if disabled:
         pending = _fail_cycle(ctx, f"automated payouts disabled: {disabled}")
-        sent = _alert(ctx, f":rotating_light: Automated payout cycle {ctx.cycle_date} did not run — {disabled}. "
+        sent = alert(ctx, f":rotating_light: Automated payout cycle {ctx.cycle_date} did not run — {disabled}. "
                            f"{pending} ledger payout(s) left pending for the manual fallback SOP.")
         raise CycleDisabled(f"cycle {ctx.cycle_date} failed on purpose — {disabled}; {pending} ledger payout(s) "
                             f"left pending for the manual fallback ({sent})")
     shortfalls = _balance_shortfalls(ctx, items)
     if shortfalls:
         pending = _fail_cycle(ctx, "insufficient platform balance: " + "; ".join(shortfalls))
-        sent = _alert(ctx, f":rotating_light: Payout cycle {ctx.cycle_date} stopped: insufficient platform balance "
+        sent = alert(ctx, f":rotating_light: Payout cycle {ctx.cycle_date} stopped: insufficient platform balance "
                            f"({'; '.join(shortfalls)}). {pending} ledger payout(s) pending.")
         raise PreconditionFailed(f"insufficient platform balance for cycle {ctx.cycle_date}: {'; '.join(shortfalls)}; "
                                  f"no transfer was sent, {pending} ledger payout(s) left pending ({sent})")

@@ -8,7 +8,6 @@ fields plus ``run_id`` in its ``parameters`` cell, and builds its context with
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -22,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from payops.config import Settings, get_settings
 from payops.errors import ParamsInvalid
-from payops.params import _problems_from
+from payops.params import _problems_from, canonical_sha256
 from payops.reconcile.schema import ReconConfig
 
 SOP = "reconciliation"
@@ -117,8 +116,7 @@ class ReconParams(BaseModel):
 
     def params_hash(self) -> str:
         """sha256 of the canonical parameters (archived with the run)."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()
+        return canonical_sha256(self.model_dump(mode="json"))
 
 
 def validate_recon(data: Mapping[str, Any]) -> ReconParams:

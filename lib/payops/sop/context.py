@@ -8,11 +8,11 @@ attempt wrote (the archive may already have sealed it).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 import stripe
 from sqlalchemy.orm import Session
@@ -61,6 +61,20 @@ class RunContext:
     operator: str | None
     params_hash: str
     _clients: dict[str, stripe.StripeClient] = field(default_factory=dict, init=False, repr=False)
+
+    @classmethod
+    def _open(cls, step: str, run_id: str, settings: Settings | None,
+              extra: Callable[[RunbookRun], dict[str, Any]]) -> Self:
+        """Load the run, build the context (``extra(run)`` gives the subclass's own fields, e.g. its
+        validated parameters), mark the step running and make sure the run folder exists."""
+        settings = settings or get_settings()
+        with session_scope(settings) as s:
+            run = runstate.get_run(s, run_id)
+            ctx = cls(step=step, run_id=run.id, settings=settings, run_dir=Path(run.output_dir or "."),
+                      mode=run.mode, operator=run.operator, params_hash=run.params_hash, **extra(run))
+            cls.mark_running(s, run_id, step)
+        ctx.run_dir.mkdir(parents=True, exist_ok=True)
+        return ctx
 
     @staticmethod
     def mark_running(s: Session, run_id: str, step: str) -> None:
@@ -156,17 +170,8 @@ class StepContext(RunContext):
 
     @classmethod
     def load(cls, step: str, run_id: str, settings: Settings | None = None) -> StepContext:
-        settings = settings or get_settings()
-        with session_scope(settings) as s:
-            run = runstate.get_run(s, run_id)
-            params = validate_manual_payout(json.loads(run.params_json))
-            ctx = cls(
-                step=step, run_id=run.id, params=params, settings=settings, run_dir=Path(run.output_dir or "."),
-                mode=run.mode, operator=run.operator, params_hash=run.params_hash, detected_at=run.detected_at,
-            )
-            cls.mark_running(s, run_id, step)
-        ctx.run_dir.mkdir(parents=True, exist_ok=True)
-        return ctx
+        return cls._open(step, run_id, settings, lambda run: {
+            "params": validate_manual_payout(json.loads(run.params_json)), "detected_at": run.detected_at})
 
     @property
     def is_rehearsal(self) -> bool:
