@@ -1,6 +1,6 @@
-"""The candidates (rows whose key, transfer id or destination payment may be shared, found by hash) and the
-fallback to "every key a candidate" when a hash collision could have hidden a leftover pair; exact amounts
-in break texts; concurrent calls."""
+"""The candidates (whole key groups that are not one ledger row + one transfer, from the key join's positions),
+the id checks (transfer ids by hash, then by the ids), the text scatter; exact amounts in break texts;
+concurrent calls."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from payops.reconcile import match
@@ -19,7 +21,6 @@ from payops.reconcile.synth import bulk_dataset, ledger_frame, link_frame, trans
 
 CFG = ReconConfig(period_from=date(2024, 3, 1), period_to=date(2024, 3, 31), tolerance=100)
 T0 = datetime(2024, 3, 15, 6, tzinfo=UTC)
-NULL = np.uint64(7 << 40)
 
 
 def led(lid: str = "lp_1", amount: int = 10_000, currency: str = "CAD", **kw: Any) -> dict[str, Any]:
@@ -47,53 +48,84 @@ def _sorted(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values(["ledger_payout_id", "transfer_id"], na_position="last").reset_index(drop=True)
 
 
-@pytest.mark.parametrize("seed", range(20))
-def test_irregular_keys_match_a_count_per_hash(seed: int) -> None:
+@pytest.mark.parametrize("seed", range(25))
+def test_candidates_are_exactly_the_irregular_key_groups(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    domain = [*(np.uint64(v << 40) for v in range(12)), NULL]  # low bits clear: the packing keeps every value
-    hl = rng.choice(domain, rng.integers(0, 15)).astype(np.uint64)
-    hk = rng.choice(domain, rng.integers(0, 15)).astype(np.uint64)
-    lpos, tpos = match._irregular_keys(hl.copy(), hk.copy(), NULL)
+    lids = [f"lp_{i}" for i in range(int(rng.integers(0, 12)))]
+    keys = [*lids, "lp_ghost1", "lp_ghost2", None]
+    tkeys = [keys[int(i)] for i in rng.integers(0, len(keys), int(rng.integers(0, 15)))]
+    ledger = match._conform(ledger_frame([led(x) for x in lids]), match.LEDGER_COLUMNS, "ledger")
+    transfers = match._conform(transfer_frame([tr(f"tr_{j}", key=k) for j, k in enumerate(tkeys)]),
+                               match.TRANSFER_COLUMNS, "transfers")
+    with match._session() as con, ThreadPoolExecutor(1) as pool:
+        con.register("ledger_in", ledger)
+        con.register("transfers_in", transfers)
+        for stmt in match.S.views():
+            con.execute(stmt)
+        lpos, tpos, paired, repeats = match._candidates(con, ledger, transfers, pool)
+        assert repeats.result() is False
 
-    def irregular(h: np.uint64) -> bool:
-        return h == NULL or int((hl == h).sum()) != 1 or int((hk == h).sum()) != 1
-
-    assert lpos.tolist() == [i for i, h in enumerate(hl) if irregular(h)]
-    assert tpos.tolist() == [j for j, h in enumerate(hk) if irregular(h)]
-
-
-def test_shared_hashes_and_null() -> None:
-    h = np.array([5, 9, 5, 7, 3, 3, 3, 1], dtype=np.uint64)
-    assert match._shared(h, np.uint64(7)).tolist() == [0, 2, 3, 4, 5, 6]
-    assert match._shared(np.array([], dtype=np.uint64), np.uint64(7)).tolist() == []
+    per_l = {x: tkeys.count(x) for x in lids}
+    assert lpos.tolist() == [i for i, x in enumerate(lids) if per_l[x] != 1]
+    assert tpos.tolist() == [j for j, k in enumerate(tkeys) if per_l.get(k, 0) != 1]
+    assert paired == sum(1 for x in lids if per_l[x] >= 1)
 
 
-def test_a_hidden_leftover_pair_reruns_with_every_key_a_candidate(monkeypatch: pytest.MonkeyPatch) -> None:
-    # lp_2 has no transfer, tr_9's key names no ledger row: leftovers the fallback pairs. Had their hashes
-    # collided they would look like one regular pair and not be candidates; the check must catch that.
-    ledgers = [led(), led("lp_2", 777)]
-    transfers = [tr(), tr("tr_9", 777, key="lp_gone"), tr("tr_3", 50, key=None, destination="acct_3")]
-    args = (*frames(ledgers, transfers), CFG)
+@pytest.mark.parametrize("seed", range(10))
+def test_repeats_finds_any_repeated_value(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    # values that share their top bits (the counting pass) but differ below, and exact repeats
+    h = (rng.integers(0, 4, 3000).astype(np.uint64) << np.uint64(60)) | rng.integers(0, 1 << 40, 3000).astype(np.uint64)
+    h = np.unique(h)
+    rng.shuffle(h)
+    assert match._repeats(h) is False
+    assert match._repeats(np.append(h, h[int(rng.integers(0, len(h)))])) is True
+    assert match._repeats(h[:1]) is False and match._repeats(h[:0]) is False
+
+
+def test_a_transfer_id_hash_collision_is_checked_by_the_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    args = (*frames([led(), led("lp_2")], [tr(), tr("tr_2", key="lp_2")]), CFG)
     expected = reconcile(*args).results
-    assert set(expected["confidence"]) == {"key", "fallback", "none"}
+    checked: list[int] = []
+    real = match._check_ids
 
-    real, runs = match._irregular_keys, []
+    def check(lid: pd.Series, tid: pd.Series) -> None:
+        checked.append(len(tid))
+        real(lid, tid)
 
-    def collided(hl: np.ndarray, hk: np.ndarray, null: np.uint64) -> tuple[np.ndarray, np.ndarray]:
-        lpos, tpos = real(hl, hk, null)
-        return lpos[lpos != 1], tpos[tpos != 1]  # lp_2 and tr_9 taken for one regular pair
+    monkeypatch.setattr(match, "_repeats", lambda h: True)  # as if two ids' hashes collided
+    monkeypatch.setattr(match, "_check_ids", check)
+    pd.testing.assert_frame_equal(_sorted(reconcile(*args).results), _sorted(expected))
+    assert checked == [2]
 
-    real_run = match._run
 
-    def run(*a: Any, **kw: Any) -> pd.DataFrame | None:
-        runs.append(kw["exact_keys"])
-        return real_run(*a, **kw)
+def test_a_repeated_transfer_id_under_distinct_keys_is_refused() -> None:
+    # each key is one ledger row + one transfer: only the id check can see tr_1 twice
+    ledger = ledger_frame([led(), led("lp_2")])
+    transfers = transfer_frame([tr(), tr("tr_1", key="lp_2")])
+    with pytest.raises(ValueError, match="0 repeated ledger_payout_id, 1 repeated transfer_id"):
+        reconcile(ledger, transfers, None, CFG)
 
-    monkeypatch.setattr(match, "_irregular_keys", collided)
-    monkeypatch.setattr(match, "_run", run)
-    got = reconcile(*args).results
-    assert runs == [False, True]
-    pd.testing.assert_frame_equal(_sorted(got), _sorted(expected))
+
+def test_a_repeated_ledger_id_without_transfers_is_refused() -> None:
+    ledger = ledger_frame([led(), led("lp_2"), led("lp_2")])
+    with pytest.raises(ValueError, match="1 repeated ledger_payout_id, 0 repeated transfer_id"):
+        reconcile(ledger, transfer_frame([tr()]), None, CFG)
+
+
+@pytest.mark.parametrize("values,mask", [
+    (["a", "", "ccc"], [False, True, True, False, True]),
+    ([], [False, False]),
+    ([], []),
+    (["x", None, "zz"], [True, True, False, True]),
+    (["", ""], [True, True]),
+])
+def test_scatter_puts_values_in_order_and_null_elsewhere(values: list, mask: list) -> None:
+    m = pa.array(mask, pa.bool_())
+    for v in (pa.array(values, pa.large_string()), pa.array(["pad", *values], pa.large_string()).slice(1)):
+        got = match._scatter(m, v)
+        got.validate(full=True)
+        assert got.equals(pc.replace_with_mask(pa.nulls(len(mask), pa.large_string()), m, v))
 
 
 def test_repeated_and_null_ids_are_counted() -> None:
@@ -129,8 +161,15 @@ def test_break_texts_carry_exact_amounts(currency: str, amount: int, kw: dict, r
 
 
 def test_matched_rows_text() -> None:
-    r = reconcile(*frames([led()], [tr()]), CFG).results.iloc[0]
-    assert r["reason"] == "matched on ledger id; paid out to the bank in po_tr_1" and r["suggested_action"] == ""
+    # matched by key: nothing to explain or do; matched by the fallback: why it is a lower-confidence match
+    ledgers = [led(), led("lp_2", 777, destination="acct_2")]
+    transfers = [tr(), tr("tr_2", 777, key=None, destination="acct_2")]
+    r = reconcile(*frames(ledgers, transfers), CFG).results.set_index("transfer_id")
+    assert r.loc["tr_1", "category"] == "MATCHED" and r.loc["tr_1", "confidence"] == "key"
+    assert pd.isna(r.loc["tr_1", "reason"]) and pd.isna(r.loc["tr_1", "suggested_action"])
+    assert r.loc["tr_2", "category"] == "MATCHED" and r.loc["tr_2", "confidence"] == "fallback"
+    assert r.loc["tr_2", "reason"] == "matched on destination + amount + date: no ledger id in metadata"
+    assert pd.isna(r.loc["tr_2", "suggested_action"])
 
 
 def test_concurrent_calls_agree() -> None:

@@ -15,13 +15,11 @@ and every result row has exactly one :class:`~payops.reconcile.schema.Category`:
    failed one for the same destination payment, as Stripe re-sweeps failed funds);
 5. pairs are classified by the precedence in ``match_sql.CATEGORY_SQL``.
 
-Cost at scale: one pass of 64-bit hashes over the ids and keys, sorted in numpy, finds the *candidates* —
-rows whose key, transfer id or destination payment may be shared (nearly all keys are one ledger row + one
-transfer); the uniqueness checks, duplicate groups, leftovers, fallback and re-swept payments then run in SQL
-on those rows only (exact: every row sharing a value is a candidate; see ``match_sql`` for the one case a
-hash collision could hide, which is checked). Then one streaming FULL OUTER JOIN + payout join straight to
-Arrow; the long reason/action CASEs run only on the non-MATCHED rows (``_finish``), whose texts are put in
-place before the one conversion to pandas.
+Cost at scale: one narrow key join on row positions (``STRUCTURE``), counted in numpy, gives the uniqueness
+checks and the *candidates* — whole key groups that are not one ledger row + one transfer (a few in a
+hundred); duplicate groups, leftovers and the fallback run in SQL on those rows only. Then one streaming
+FULL OUTER JOIN + payout join straight to Arrow, without text; the long reason/action CASEs run only on the
+rows that need text (``_finish``), put in place before the one conversion to pandas.
 
 Result rows are not in any particular order (sort for presentation).
 """
@@ -31,7 +29,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -157,48 +155,53 @@ def reconcile(
         "transfers_in": _conform(transfers, TRANSFER_COLUMNS, "transfers"),
         "links_in": _conform(links, PAYOUT_LINK_COLUMNS, "links"),
     }
-    # a hash collision can hide a leftover pair (see match_sql): then again, with every key a candidate
-    results = _run(frames, config, params, exact_keys=False)
-    if results is None:
-        results = _run(frames, config, params, exact_keys=True)
-    assert results is not None
-    return ReconResult(results=results, config=config)
+    return ReconResult(results=_run(frames, config, params), config=config)
 
 
-def _run(frames: dict[str, pd.DataFrame], config: ReconConfig, params: dict[str, Any],
-         exact_keys: bool) -> pd.DataFrame | None:
-    """The results, or None when the check of the candidates fails (only possible unless ``exact_keys``)."""
-    led, tra, lnk = frames.values()
-    with _session() as con:
-        for name, df in frames.items():
-            con.register(name, df)
-        for stmt in [*S.macros(), *S.views()]:
-            con.execute(stmt)
-        lpos, tpos, tid_pos, link_pos = _candidates(con, lnk, exact_keys)
-        con.register("ledger_c", led if exact_keys else led.iloc[lpos])
-        con.register("transfers_c", tra if exact_keys else tra.iloc[tpos])
-        for stmt in [*S.views("c"), S.GROUPS]:
-            con.execute(stmt)
-        ((dl,),) = con.execute(S.REPEATED_LEDGER_IDS).fetchall()
-        dt = len(tid_pos) - tra["transfer_id"].iloc[tid_pos].nunique()  # NULLs count as repeats
-        if dl or dt:
-            raise ValueError(f"input ids must be unique: {dl} repeated ledger_payout_id, {dt} repeated transfer_id")
-        dps = lnk["destination_payment"].iloc[link_pos].dropna()
-        ldp = dps[dps.duplicated()].unique()  # destination payments swept by ≥2 payouts
-        con.register("ldp", pd.DataFrame({"dp": ldp}))
-        con.execute(S.DUP)
-        _fallback(con, config.fallback_window_days)
-        con.execute(S.ADJ)
-        ((unpaired,),) = con.execute(S.UNPAIRED).fetchall()
-        final = S.final_sql(unique_links=not len(ldp))
-        table = con.sql(final, params=_params(final, params)).to_arrow_table()
-        # a hash collision leaves one more ledger row (and transfer) unpaired than the candidates say (match_sql)
-        if not exact_keys and (table["transfer_id"].null_count != unpaired or table.num_rows != len(tra) + unpaired):
-            return None
-        if table.nbytes > 1 << 30:  # the joins' hash tables were bigger still: back before pandas needs more
-            _release(alone=True)
-        return _finish(con, table, frames, params)
+def _run(frames: dict[str, pd.DataFrame], config: ReconConfig, params: dict[str, Any]) -> pd.DataFrame:
+    led, tra = frames["ledger_in"], frames["transfers_in"]
+    big = False
+    try:
+        with _session() as con, ThreadPoolExecutor(1) as pool:
+            for name, df in frames.items():
+                con.register(name, df)
+            for stmt in [*S.macros(), *S.views()]:
+                con.execute(stmt)
+            lpos, tpos, paired, tid_repeats = _candidates(con, led, tra, pool)
+            con.register("ledger_c", led.iloc[lpos])
+            con.register("transfers_c", tra.iloc[tpos])
+            for stmt in [*S.views("c"), S.GROUPS, S.DUP]:
+                con.execute(stmt)
+            paired += _fallback(con, config.fallback_window_days)
+            con.execute(S.ADJ)
+            final = S.final_sql(unique_links=True)
+            table = con.sql(final, params=_params(final, params)).to_arrow_table()
+            # one row per transfer, and one per ledger row nothing paired with — unless a payout link repeats a
+            # destination payment (Stripe re-sweeps what a failed payout returned): then again, picking one payout
+            if table.num_rows != len(tra) + len(led) - paired:
+                con.register("ldp", pd.DataFrame({"dp": _reswept(table, tra)}))
+                del table
+                final = S.final_sql(unique_links=False)
+                table = con.sql(final, params=_params(final, params)).to_arrow_table()
+            if tid_repeats.result():
+                _check_ids(led["ledger_payout_id"], tra["transfer_id"])  # raises, unless two ids' hashes collided
+            if big := table.nbytes > _BIG_RESULT:  # the joins' hash tables were bigger still: back before pandas
+                _release(alone=True)
+            return _finish(con, table, frames, params)
+    finally:
+        if big:
+            _release(alone=False)
 
+
+def _reswept(table: pa.Table, transfers: pd.DataFrame) -> np.ndarray:
+    """Destination payments of the transfers that came out on more than one row (swept by ≥2 payouts)."""
+    tp = pc.fill_null(table["_tpos"], -1).to_numpy()
+    many = np.flatnonzero(np.bincount(tp[tp >= 0], minlength=len(transfers)) > 1)
+    return transfers["destination_payment"].iloc[many].dropna().unique()
+
+
+#: a result this large (Arrow bytes) gives DuckDB's memory back during the call and after it
+_BIG_RESULT = 1 << 30
 
 _DB: duckdb.DuckDBPyConnection | None = None
 _DB_PID = 0
@@ -210,8 +213,8 @@ _DB_LOCK = threading.Lock()
 def _session() -> Iterator[duckdb.DuckDBPyConnection]:
     """A cursor on this process's in-memory DuckDB: its own settings, temp tables and registered frames, all
     gone on close. Opening a database costs tens of ms, a cursor next to nothing (re-opened after a fork).
-    When the last open session closes, the memory DuckDB keeps for reuse goes back (``_release``): nothing is
-    held between calls."""
+    The memory DuckDB's allocator keeps for reuse stays between calls (given back and faulted in again, it
+    cost a quarter of a 1M-row match), unless a result was over ``_BIG_RESULT`` (``_release``)."""
     global _DB, _DB_PID, _DB_SESSIONS
     with _DB_LOCK:
         if _DB is None or _DB_PID != os.getpid():
@@ -226,7 +229,6 @@ def _session() -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
         with _DB_LOCK:
             _DB_SESSIONS -= 1
-        _release(alone=False)
 
 
 def _release(alone: bool) -> None:
@@ -236,91 +238,75 @@ def _release(alone: bool) -> None:
     with _DB_LOCK:
         if _DB is None or _DB_PID != os.getpid() or _DB_SESSIONS != (1 if alone else 0):
             return
-        ((limit, used),) = _DB.execute("SELECT current_setting('memory_limit'), "
-                                       "(SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory())").fetchall()
+        ((used,),) = _DB.execute("SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()").fetchall()
         try:
             _DB.execute(f"SET memory_limit = '{int(used) + (64 << 20)}B'")
         except duckdb.Error:
             pass  # nothing to give back, then
         finally:
-            _DB.execute(f"SET memory_limit = '{limit}'")
+            # the default (this private database never sets one); current_setting's text is rounded, so
+            # setting that back would lower the limit a little every time
+            _DB.execute("RESET memory_limit")
 
 
-def _candidates(con: duckdb.DuckDBPyConnection, links: pd.DataFrame, exact_keys: bool) -> tuple[np.ndarray, ...]:
-    """Positions of the ledger rows and transfers whose key, the transfers whose id, and the payout links whose
-    destination payment may be shared with another row (by 64-bit hash; NULLs always), each ascending.
+def _candidates(con: duckdb.DuckDBPyConnection, ledger: pd.DataFrame, transfers: pd.DataFrame,
+                pool: ThreadPoolExecutor) -> tuple[np.ndarray, np.ndarray, int, Future[bool]]:
+    """Positions (ascending) of the candidate ledger rows and transfers (see ``match_sql``), how many ledger
+    rows a transfer's key pairs with, and whether the transfer ids' hashes repeat (computed on ``pool``, next
+    to the statements that follow; if so, ``_check_ids`` decides). Raises ValueError on a missing or repeated
+    ledger id, or a missing transfer id.
 
-    The links' hashes and the sorts run on a second thread (own cursor) next to the ledger's and transfers'.
-    """
-    ((null,),) = con.execute("SELECT hash(NULL::VARCHAR)").fetchall()
-    null = np.uint64(null)
-    with ThreadPoolExecutor(1) as pool:
-        link_pos = pool.submit(_links_shared, con.cursor(), links, null)
-        hl = con.execute(S.HASH_LEDGER).fetchnumpy()["h"]
-        th = con.execute(S.HASH_TRANSFERS).fetchnumpy()
-        tid_pos = pool.submit(_shared, th["ht"], null)
-        if exact_keys:
-            lpos, tpos = np.arange(len(hl)), np.arange(len(th["hk"]))
-        else:
-            lpos, tpos = _irregular_keys(hl, th["hk"], null)
-        return lpos, tpos, tid_pos.result(), link_pos.result()
-
-
-def _links_shared(cur: duckdb.DuckDBPyConnection, links: pd.DataFrame, null: np.uint64) -> np.ndarray:
-    """``_shared`` of the links' destination payments, on (and then closing) its own cursor."""
-    try:
-        cur.register("links_in", links)
-        return _shared(cur.execute(S.HASH_LINKS).fetchnumpy()["h"], null)
-    finally:
-        cur.close()
+    From the key join's positions alone (``STRUCTURE``), counted: a transfer on two rows names a repeated
+    ledger id; a ledger row on two rows is paid more than once."""
+    s = con.sql(S.STRUCTURE).fetchnumpy()
+    lp, tp, ht = s["lp"], s["tp"], s["ht"]
+    on_t, on_l = tp >= 0, lp >= 0
+    pair = on_t & on_l
+    per_l = np.bincount(lp[pair], minlength=len(ledger))  # transfers keyed to each ledger row
+    per_t = np.bincount(tp[pair], minlength=len(transfers))  # ledger rows named by each transfer's key
+    lone_l, lone_t = lp[~on_t], tp[~on_l]
+    lid, tid = ledger["ledger_payout_id"], transfers["transfer_id"]
+    if per_t.max(initial=0) > 1 or lid.isna().any() or tid.isna().any() or lid.iloc[lone_l].duplicated().any():
+        _check_ids(lid, tid)
+    tid_repeats = pool.submit(_repeats, ht[on_t])
+    dup_l = per_l > 1
+    dup_t = tp[pair][dup_l[lp[pair]]]
+    return (np.union1d(lone_l, np.flatnonzero(dup_l)), np.union1d(lone_t, dup_t),
+            int(np.count_nonzero(per_l)), tid_repeats)
 
 
-def _shared(h: np.ndarray, null: np.uint64) -> np.ndarray:
-    """Positions whose hash occurs more than once, or is NULL's."""
-    s = np.sort(h)
-    dup = s[1:][s[1:] == s[:-1]]
-    return np.flatnonzero(np.isin(h, np.append(np.unique(dup), null)))
+def _check_ids(lid: pd.Series, tid: pd.Series) -> None:
+    """Raise on missing or repeated ids (a NULL counts as a repeat), with how many of each."""
+    dl = int(lid.isna().sum() + lid.dropna().duplicated().sum())
+    dt = int(tid.isna().sum() + tid.dropna().duplicated().sum())
+    if dl or dt:
+        raise ValueError(f"input ids must be unique: {dl} repeated ledger_payout_id, {dt} repeated transfer_id")
 
 
-def _irregular_keys(hl: np.ndarray, hk: np.ndarray, null: np.uint64) -> tuple[np.ndarray, np.ndarray]:
-    """Ledger and transfer positions whose key is not surely "one ledger row + one transfer".
-
-    Each row is a uint64 (the hash's high bits, its position in ledger ⧺ transfers in the low bits); sorted,
-    equal keys are neighbours, ledger rows first. A row is regular when its key's run is exactly one ledger
-    row then one transfer; everything else (and NULL keys) is a candidate.
-    """
-    n_l, n = len(hl), len(hl) + len(hk)
-    bits = np.uint64(max(n.bit_length(), 1))
-    low = np.uint64((1 << int(bits)) - 1)
-    v = np.concatenate([hl, hk])
-    cand = v == null
-    v &= ~low
-    v |= np.arange(n, dtype=np.uint64)
-    v.sort()
-    pos = np.bitwise_and(v, low).view(np.int64)
-    v >>= bits
-    eq = np.empty(n + 1, dtype=bool)  # eq[i + 1]: row i has the same key as row i + 1 (sorted order)
-    eq[0] = eq[-1] = False
-    np.equal(v[1:], v[:-1], out=eq[1:-1])
-    start = eq[1:-1] & ~eq[:-2] & ~eq[2:]  # a run of exactly two rows starts at i ...
-    start &= (pos[:-1] < n_l) & (pos[1:] >= n_l)  # ... a ledger row, then a transfer
-    irregular = np.ones(n, dtype=bool)
-    irregular[:-1] &= ~start
-    irregular[1:] &= ~start
-    cand[pos[irregular]] = True
-    return np.flatnonzero(cand[:n_l]), np.flatnonzero(cand[n_l:])
+def _repeats(h: np.ndarray) -> bool:
+    """Whether a value occurs twice in ``h`` (uint64 hashes): counted by their top bits, then only the values
+    whose count is shared sorted (a few in ten) — no sort of them all."""
+    if len(h) < 2:
+        return False
+    bits = min(max(len(h).bit_length() + 2, 8), 26)
+    b = (h >> np.uint64(64 - bits)).astype(np.intp)
+    s = np.sort(h[np.bincount(b, minlength=1 << bits)[b] > 1])
+    return bool(np.any(s[1:] == s[:-1]))
 
 
-def _fallback(con: duckdb.DuckDBPyConnection, window_days: int) -> None:
-    """Pair leftovers one-to-one on destination + currency + amount within the window, closest first."""
+def _fallback(con: duckdb.DuckDBPyConnection, window_days: int) -> int:
+    """Pair leftovers one-to-one on destination + currency + amount within the window, closest first; how many
+    pairs."""
     for stmt in S.LEFTOVERS:
         con.execute(stmt)
     window = float(window_days) * 86400.0
+    pairs = 0
     # each round takes the mutually-closest pairs; the globally closest pair is always one, so this ends
     while True:
         inserted = con.execute(S.FALLBACK_ROUND, {"window": window}).fetchone()
         if not inserted or not inserted[0]:
-            break
+            return pairs
+        pairs += int(inserted[0])
 
 
 _BRK_COLS = ["category", "stripe_amount", "ledger_amount", "stripe_currency", "transfer_created", "payout_id",
@@ -329,10 +315,11 @@ _BRK_COLS = ["category", "stripe_amount", "ledger_amount", "stripe_currency", "t
 
 def _finish(con: duckdb.DuckDBPyConnection, table: pa.Table, frames: dict[str, pd.DataFrame],
             params: dict[str, Any]) -> pd.DataFrame:
-    """The results as pandas; reason and action of the non-MATCHED rows computed on those rows only
-    (``BREAKS_SQL``, their inputs found by position) and put in place."""
-    mask = pc.not_equal(table["category"], "MATCHED").combine_chunks()
-    reason, action = table["reason"], _blank(table.num_rows)
+    """The results as pandas, with reason and action: computed on the rows that need text only (``BREAKS_SQL``,
+    their inputs found by position) and put in place; NULL elsewhere (MATCHED by key)."""
+    n = table.num_rows
+    mask = table["_text"].combine_chunks()
+    reason = action = pa.nulls(n, pa.large_string())
     brk = table.select(_BRK_COLS).filter(mask)
     if brk.num_rows:
         con.register("brk", brk.append_column("_i", pa.array(np.arange(brk.num_rows))))
@@ -347,21 +334,25 @@ def _finish(con: duckdb.DuckDBPyConnection, table: pa.Table, frames: dict[str, p
         else:
             rows = con.execute(sql, args).fetchall()
             new_reason, new_action = (pa.array([r[i] for r in rows], pa.large_string()) for i in (0, 1))
-        reason = _put(reason, mask, new_reason)
-        action = pc.replace_with_mask(action, mask, new_action)
-    at = table.column_names.index("reason")
-    table = table.set_column(at, "reason", reason).add_column(at + 1, "suggested_action", action)
-    return _to_pandas(table.drop_columns(["_lpos", "_tpos"]))
+        reason, action = _scatter(mask, new_reason), _scatter(mask, new_action)
+    at = table.column_names.index("confidence") + 1
+    table = table.add_column(at, "reason", reason).add_column(at + 1, "suggested_action", action)
+    return _to_pandas(table.drop_columns(["_text", "_lpos", "_tpos"]))
 
 
-def _blank(n: int) -> pa.Array:
-    """``n`` empty strings (large_string), without building them one by one."""
-    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(np.zeros(n + 1, dtype=np.int64)), pa.py_buffer(b""))
-
-
-def _put(col: pa.ChunkedArray | pa.Array, mask: pa.Array, values: pa.Array) -> pa.ChunkedArray | pa.Array:
-    """``col`` with its ``mask``ed slots replaced by ``values``, in order (scattered, then one ``if_else``)."""
-    return pc.if_else(mask, pc.replace_with_mask(pa.nulls(len(mask), pa.large_string()), mask, values), col)
+def _scatter(mask: pa.BooleanArray, values: pa.LargeStringArray) -> pa.LargeStringArray:
+    """``len(mask)`` strings: ``values`` in order at the ``mask``ed slots, NULL elsewhere — built from
+    ``values``' own text buffer and new offsets, so nothing is copied string by string."""
+    n, at = len(mask), np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+    values = values.cast(pa.large_string())
+    offsets = np.frombuffer(values.buffers()[1], np.int64, len(values) + 1, values.offset * 8)
+    lengths = np.zeros(n + 1, np.int64)
+    lengths[at + 1] = np.diff(offsets)
+    valid = np.zeros(n, bool)
+    valid[at] = values.is_valid().to_numpy(zero_copy_only=False)
+    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(np.cumsum(lengths) + offsets[0]),
+                                            values.buffers()[2] or pa.py_buffer(b""),
+                                            pa.py_buffer(np.packbits(valid, bitorder="little")))
 
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:

@@ -1,23 +1,21 @@
-"""The SQL of :mod:`payops.reconcile.match` (DuckDB): views, key groups, fallback rounds, classification, text.
+"""The SQL of :mod:`payops.reconcile.match` (DuckDB): views, key structure, fallback rounds, classification, text.
 
 Statements run in this order on one connection (``ledger_in``, ``transfers_in``, ``links_in`` registered, each
 with its row position ``_pos``; ``ledger_c``, ``transfers_c``: the *candidate* rows, see below; ``ldp``: the
-destination payments swept by ≥2 payouts):
+destination payments swept by ≥2 payouts, only when there are some):
 
-1. ``GROUPS`` over the candidates only: ``g``, the keys that are not exactly one ledger row and one transfer;
-   the uniqueness check of ledger ids, the duplicate groups and the fallback's leftovers all come from it;
-2. ``DUP``, ``LEFTOVERS``, then ``FALLBACK_ROUND`` until it inserts nothing, then ``ADJ`` (by transfer position:
-   the duplicates' ranks and the fallback pairs) — all on small tables;
+1. ``STRUCTURE``: the key join on row positions only (which ledger row each transfer's key names) and the
+   transfer ids' hashes — ``match`` counts them (numpy) for the uniqueness checks and the candidates;
+2. over the candidates only: ``GROUPS`` (``g``, their keys), ``DUP``, ``LEFTOVERS``, then ``FALLBACK_ROUND``
+   until it inserts nothing, then ``ADJ`` (by transfer position: the duplicates' ranks and the fallback pairs);
 3. ``final_sql()``: one streaming query — transfers keyed (or fallback-paired) to ledger rows by a single
-   FULL OUTER JOIN, the payout chain, the category, the reason of MATCHED rows;
-4. ``BREAKS_SQL``: reason and action of the non-MATCHED rows (``brk``), their inputs found by row position
-   (``ledger_b``, ``transfers_b``).
+   FULL OUTER JOIN, the payout chain, the category; no text;
+4. ``BREAKS_SQL``: reason and action of the rows that need one (``brk``: not MATCHED, or matched by the
+   fallback), their inputs found by row position (``ledger_b``, ``transfers_b``).
 
-Candidates: every row whose key, transfer id or destination payment may be shared — found by
-:mod:`payops.reconcile.match` from 64-bit hashes (``HASH_*``), so a superset; every row with a shared
-value is a candidate, so the small statements see whole groups and are exact. A key wrongly taken as
-"one ledger row, one transfer" (a hash collision between two lone keys) leaves one extra unpaired row
-on each side, which ``match`` checks for and then reruns with every row a candidate.
+Candidates: the ledger rows no transfer keys to, the transfers whose key names no ledger row (or that have
+none), and every ledger row two or more transfers key to with those transfers — whole key groups, exactly
+(from the positions ``STRUCTURE`` returns, not from hashes), so the small statements are exact.
 """
 
 from __future__ import annotations
@@ -61,20 +59,16 @@ FROM {transfers}""",
     ]
 
 
-#: 64-bit hashes, in input order, for finding the candidates (``hash(NULL)`` is one more value)
-HASH_LEDGER = "SELECT hash(ledger_payout_id) AS h FROM ledger_in"
-HASH_TRANSFERS = f"SELECT hash(transfer_id) AS ht, hash({_KEY}) AS hk FROM transfers_in"
-HASH_LINKS = "SELECT hash(destination_payment) AS h FROM links_in"
+#: every pair the key join makes, by row position (-1: none), and each row's transfer id hash (hash(NULL) on
+#: ledger rows no transfer keys to)
+STRUCTURE = """SELECT coalesce(lpos, -1) AS lp, coalesce(tpos, -1) AS tp, hash(tid) AS ht
+FROM (SELECT lid, lpos FROM L) l FULL OUTER JOIN (SELECT k, tid, tpos FROM T) t ON l.lid = t.k"""
 
-# g: every key that is not exactly one ledger row + one transfer (nl = ledger rows, nt = transfers with that key);
-# a NULL key only ever holds ledger rows (their null ids fail the uniqueness check)
+# g: the candidates' keys (nl = ledger rows, nt = transfers with that key): none is one ledger row + one transfer
 GROUPS = """CREATE TEMP TABLE g AS
 SELECT key, count(*) FILTER (WHERE s = 0) AS nl, count(*) FILTER (WHERE s = 1) AS nt
 FROM (SELECT lid AS key, 0 AS s FROM Lc UNION ALL SELECT k, 1 FROM Tc WHERE k IS NOT NULL)
 GROUP BY key HAVING nl <> 1 OR nt <> 1 OR key IS NULL"""
-
-#: = count(*) - count(DISTINCT ledger_payout_id) of the candidates (keys outside g have exactly one ledger row)
-REPEATED_LEDGER_IDS = "SELECT coalesce(sum(nl - (key IS NOT NULL AND nl >= 1)::INT), 0) FROM g"
 
 DUP = """
 CREATE TEMP TABLE dup AS
@@ -111,9 +105,6 @@ SELECT lid, tid, tpos FROM (
 ADJ = """CREATE TEMP TABLE adj AS SELECT tpos, dup_rk, dup_n, dup_first, NULL::VARCHAR AS fb_lid FROM dup
 UNION ALL SELECT tpos, NULL, NULL, NULL, lid FROM fb"""
 
-#: ledger rows left without a transfer (what ``match`` checks the result against)
-UNPAIRED = "SELECT (SELECT count(*) FROM la) - (SELECT count(*) FROM fb)"
-
 _LINK_COLS = "destination_payment AS dp, payout_id, payout_status, arrival_date, failure_code"
 # the payout per destination payment: the only one, else a paid one over a failed one (Stripe re-sweeps)
 _LINKS_UNIQUE = f"(SELECT {_LINK_COLS} FROM links_in WHERE destination_payment IS NOT NULL)"
@@ -147,8 +138,8 @@ AMOUNTS = {"f_net": "fmt(net, t_cur, e_t)", "f_l": "fmt(l_amount, l_cur, e_l)",
            "f_tol": "fmt($tol, l_cur, e_l)", "f_t": "fmt(t_amount, t_cur, e_t)",
            "f_rev": "fmt(amount_reversed, t_cur, e_t)"}
 
-#: the reason of a row that is not MATCHED (see ``_MATCHED_REASON``)
-REASON_SQL = f"""CASE category
+#: the reason of a row that needs one: not MATCHED, or MATCHED by the fallback (MATCHED by key: none, NULL)
+REASON_SQL = f"""CASE WHEN category = 'MATCHED' THEN '{FALLBACK_NOTE}' ELSE CASE category
     WHEN 'MATCHED_WITHIN_TOLERANCE' THEN 'Stripe moved ' || f_net || ', ledger says ' || f_l || ': difference '
         || f_diff || ' within tolerance ' || f_tol
     WHEN 'MISSING_IN_STRIPE' THEN CASE WHEN coalesce(manual_transfer_id, ledger_transfer_id) IS NOT NULL
@@ -181,9 +172,9 @@ REASON_SQL = f"""CASE category
         WHEN payout_status <> 'paid'
         THEN 'payout ' || payout_id || ' is ' || payout_status || ', arrival ' || d(arrival_date)
         ELSE 'payout ' || payout_id || ' arrives ' || d(arrival_date) || ', after the cut-off ' || $cto END
-    END || CASE WHEN confidence = 'fallback' THEN ' ({FALLBACK_NOTE})' ELSE '' END"""
+    END || CASE WHEN confidence = 'fallback' THEN ' ({FALLBACK_NOTE})' ELSE '' END END"""
 
-#: the suggested action of a row that is not MATCHED ('' on MATCHED rows)
+#: the suggested action of a row that is not MATCHED (NULL on MATCHED rows: nothing to do)
 ACTION_SQL = """CASE category
     WHEN 'MATCHED_WITHIN_TOLERANCE' THEN 'none: within tolerance'
     WHEN 'MISSING_IN_STRIPE' THEN CASE WHEN coalesce(manual_transfer_id, ledger_transfer_id) IS NOT NULL
@@ -213,17 +204,14 @@ ACTION_SQL = """CASE category
     END"""
 
 
-_MATCHED_REASON = f"""CASE WHEN confidence = 'fallback' THEN '{FALLBACK_NOTE}'
-    ELSE 'matched on ledger id; paid out to the bank in ' || payout_id END"""
-
 
 def final_sql(unique_links: bool) -> str:
     """Every result row: transfers joined to ledger rows by key (first of a duplicate group) or fallback pair.
 
     ``unique_links``: no destination payment is in ``ldp`` (a registered frame of those swept by ≥2 payouts).
-    The reason is filled here for MATCHED rows (nearly all) only, the rest are NULL; no suggested action (''
-    on MATCHED rows). Every row carries its input rows' positions (``_lpos``, ``_tpos``) for ``BREAKS_SQL``: the
-    large CASEs cost per vector, however few of its rows take them.
+    No text: ``_text`` marks the rows that need a reason (``BREAKS_SQL``, run on those rows only: its large
+    CASEs cost per vector, however few of its rows take them), and every row carries its input rows'
+    positions (``_lpos``, ``_tpos``) to find their inputs.
     """
     links = _LINKS_UNIQUE if unique_links else _LINKS_BEST
     return f"""
@@ -250,18 +238,17 @@ SELECT category,
     net AS stripe_amount,
     CASE WHEN lid IS NOT NULL AND tid IS NOT NULL AND l_cur = t_cur THEN net - l_amount END AS difference,
     confidence,
-    CASE WHEN category = 'MATCHED' THEN {_MATCHED_REASON} END AS reason,
     coalesce(source, '—') AS source,
     run_id, t_cur AS stripe_currency, CASE WHEN dup_n >= 2 THEN dup_first END AS duplicate_of,
     created AS transfer_created, expected_at, payout_status, arrival_date, failure_code,
     coalesce(tid IS NOT NULL AND payout_status = 'paid' AND coalesce(arrival_date < $cend, true) AND net > 0, false)
         AS reached_bank,
-    lpos AS _lpos, tpos AS _tpos
+    category <> 'MATCHED' OR confidence = 'fallback' AS _text, lpos AS _lpos, tpos AS _tpos
 FROM k
 """
 
 
-#: what the reason/action CASEs read from the result's own columns (``brk``: its non-MATCHED rows, numbered ``_i``)
+#: what the reason/action CASEs read from the result's own columns (``brk``: its rows that need text, numbered ``_i``)
 _FROM_RESULT = {"net": "stripe_amount", "l_amount": "ledger_amount", "t_cur": "stripe_currency",
                 "created": "transfer_created", "payout_id": "payout_id", "payout_status": "payout_status",
                 "arrival_date": "arrival_date", "failure_code": "failure_code", "confidence": "confidence",
@@ -274,7 +261,7 @@ _FROM_INPUTS = {"Lb": ["lid", "l_dest", "l_cur", "manual_transfer_id", "ledger_t
 _BRK_COLS = ", ".join([*(f"brk.{r} AS {c}" for c, r in _FROM_RESULT.items()),
                        *(f"{t}.{c}" for t, cs in _FROM_INPUTS.items() for c in cs)])
 
-#: reason and action of the non-MATCHED result rows, in ``brk``'s order
+#: reason and action of the result rows that need text, in ``brk``'s order
 BREAKS_SQL = f"""
 WITH k0 AS (
     SELECT brk._i, {_BRK_COLS}, cexp(brk.stripe_currency) AS e_t, cexp(Lb.l_cur) AS e_l
