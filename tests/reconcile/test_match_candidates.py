@@ -60,8 +60,6 @@ def test_candidates_are_exactly_the_irregular_key_groups(seed: int) -> None:
     with match._session() as con, ThreadPoolExecutor(1) as pool:
         con.register("ledger_in", ledger)
         con.register("transfers_in", transfers)
-        for stmt in match.S.views():
-            con.execute(stmt)
         lpos, tpos, paired, repeats = match._candidates(con, ledger, transfers, pool)
         assert repeats.result() is False
 

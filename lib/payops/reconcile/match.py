@@ -165,12 +165,10 @@ def _run(frames: dict[str, pd.DataFrame], config: ReconConfig, params: dict[str,
         with _session() as con, ThreadPoolExecutor(1) as pool:
             for name, df in frames.items():
                 con.register(name, df)
-            for stmt in [*S.macros(), *S.views()]:
-                con.execute(stmt)
             lpos, tpos, paired, tid_repeats = _candidates(con, led, tra, pool)
             con.register("ledger_c", led.iloc[lpos])
             con.register("transfers_c", tra.iloc[tpos])
-            for stmt in [*S.views("c"), S.GROUPS, S.DUP]:
+            for stmt in [S.GROUPS, S.DUP]:
                 con.execute(stmt)
             paired += _fallback(con, config.fallback_window_days)
             con.execute(S.ADJ)
@@ -218,7 +216,7 @@ def _session() -> Iterator[duckdb.DuckDBPyConnection]:
     global _DB, _DB_PID, _DB_SESSIONS
     with _DB_LOCK:
         if _DB is None or _DB_PID != os.getpid():
-            _DB, _DB_PID, _DB_SESSIONS = duckdb.connect(), os.getpid(), 0
+            _DB, _DB_PID, _DB_SESSIONS = _database(), os.getpid(), 0
         con = _DB.cursor()
         _DB_SESSIONS += 1
     try:
@@ -229,6 +227,24 @@ def _session() -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
         with _DB_LOCK:
             _DB_SESSIONS -= 1
+
+
+def _database() -> duckdb.DuckDBPyConnection:
+    """A new in-memory DuckDB with the macros and views of ``match_sql`` — bound once, against empty frames of
+    the contract's dtypes (each session's frames have the same, ``_conform``): creating them per call cost
+    more than matching a thousand rows."""
+    db = duckdb.connect()
+    cur = db.cursor()
+    try:
+        for side, columns in (("ledger", LEDGER_COLUMNS), ("transfers", TRANSFER_COLUMNS)):
+            empty = _conform(None, columns, side)
+            for suffix in ("in", "c", "b"):
+                cur.register(f"{side}_{suffix}", empty)
+        for stmt in [*S.macros(), *S.views(), *S.views("c"), *S.views("b")]:
+            cur.execute(stmt)
+    finally:
+        cur.close()
+    return db
 
 
 def _release(alone: bool) -> None:
@@ -325,8 +341,6 @@ def _finish(con: duckdb.DuckDBPyConnection, table: pa.Table, frames: dict[str, p
         con.register("brk", brk.append_column("_i", pa.array(np.arange(brk.num_rows))))
         for side, col in (("ledger", "_lpos"), ("transfers", "_tpos")):
             con.register(f"{side}_b", frames[f"{side}_in"].iloc[pc.drop_null(brk[col]).to_numpy()])
-        for stmt in S.views("b"):
-            con.execute(stmt)
         sql, args = S.BREAKS_SQL, _params(S.BREAKS_SQL, params)
         if brk.num_rows > 20_000:  # many: as Arrow; few: as rows, cheaper (the statement is bound once, not twice)
             texts = con.sql(sql, params=args).to_arrow_table()

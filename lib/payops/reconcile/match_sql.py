@@ -1,6 +1,7 @@
 """The SQL of :mod:`payops.reconcile.match` (DuckDB): views, key structure, fallback rounds, classification, text.
 
-Statements run in this order on one connection (``ledger_in``, ``transfers_in``, ``links_in`` registered, each
+``macros()`` and ``views()`` are created once per database. The other statements run in this order on one
+cursor (``ledger_in``, ``transfers_in``, ``links_in`` registered, each
 with its row position ``_pos``; ``ledger_c``, ``transfers_c``: the *candidate* rows, see below; ``ldp``: the
 destination payments swept by ≥2 payouts, only when there are some):
 
@@ -29,13 +30,13 @@ def macros() -> list[str]:
     return [
         # contains() on a string, not IN (...): DuckDB rewrites IN lists (and list_contains) into mark joins
         # evaluated for every row, even inside a CASE branch no row takes
-        f"CREATE TEMP MACRO cexp(c) AS CASE WHEN contains('|{zero}|', '|' || c || '|') THEN 0"
+        f"CREATE OR REPLACE MACRO cexp(c) AS CASE WHEN contains('|{zero}|', '|' || c || '|') THEN 0"
         f" WHEN contains('|{three}|', '|' || c || '|') THEN 3 ELSE 2 END",
         # exact decimal string of minor units, e = cexp(c) (computed once per row): fmt(87550, 'CAD', 2) = '875.50 CAD'
         # (BIGINT * 0.01 is a DECIMAL(22,2): exact, and its text keeps the trailing zeros)
-        """CREATE TEMP MACRO fmt(a, c, e) AS CASE WHEN a IS NULL THEN '?' WHEN e = 0 THEN a::VARCHAR || ' ' || c
+        """CREATE OR REPLACE MACRO fmt(a, c, e) AS CASE WHEN a IS NULL THEN '?' WHEN e = 0 THEN a::VARCHAR || ' ' || c
            WHEN e = 3 THEN (a * 0.001)::VARCHAR || ' ' || c ELSE (a * 0.01)::VARCHAR || ' ' || c END""",
-        "CREATE TEMP MACRO d(ts) AS coalesce(strftime(ts, '%Y-%m-%d'), '?')",
+        "CREATE OR REPLACE MACRO d(ts) AS coalesce(strftime(ts, '%Y-%m-%d'), '?')",
     ]
 
 
@@ -43,15 +44,18 @@ _KEY = "coalesce(nullif(ledger_payout_id, ''), nullif(transfer_group, ''))"
 
 
 def views(suffix: str = "") -> list[str]:
-    """``L``/``T`` over ``ledger_in``/``transfers_in``; ``Lc``/``Tc`` over ``ledger_c``/``transfers_c``, and so on."""
+    """``L``/``T`` over ``ledger_in``/``transfers_in``; ``Lc``/``Tc`` over ``ledger_c``/``transfers_c``, and so on.
+
+    Created once per database (``match._database``), like the macros: a view names the frames, and each
+    cursor reads the frames it registered under those names."""
     ledger, transfers = (f"ledger_{suffix}", f"transfers_{suffix}") if suffix else ("ledger_in", "transfers_in")
     return [
-        f"""CREATE OR REPLACE TEMP VIEW L{suffix} AS
+        f"""CREATE OR REPLACE VIEW L{suffix} AS
 SELECT ledger_payout_id AS lid, run_id, studio_id, destination AS l_dest, amount AS l_amount, currency AS l_cur,
     expected_at, nullif(ledger_transfer_id, '') AS ledger_transfer_id,
     nullif(manual_transfer_id, '') AS manual_transfer_id, _pos AS lpos
 FROM {ledger}""",
-        f"""CREATE OR REPLACE TEMP VIEW T{suffix} AS
+        f"""CREATE OR REPLACE VIEW T{suffix} AS
 SELECT transfer_id AS tid, created, amount AS t_amount, currency AS t_cur, destination AS t_dest, transfer_group,
     {_KEY} AS k, source, coalesce(amount_reversed, 0) AS amount_reversed, coalesce(reversed, false) AS reversed,
     destination_payment, _pos AS tpos
