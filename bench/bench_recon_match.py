@@ -142,7 +142,7 @@ def main(sizes: tuple[int, ...] = SIZES) -> dict[str, Any]:
         "targets": {"ratio_at_1m": TARGET_RATIO, "peak_gb": TARGET_PEAK_GB},
         "met": None if at_1m is None else {
             "ratio_at_1m": at_1m["ratio"] <= TARGET_RATIO,
-            "peak_under_4gb": all(r.get("ru_maxrss_gb", 99) < TARGET_PEAK_GB for r in rows),
+            "peak_under_4gb_at_1m": at_1m["ru_maxrss_gb"] < TARGET_PEAK_GB,  # the target is at 1M
         },
         "duckdb": duckdb.__version__, "cores": _cores(),
     }

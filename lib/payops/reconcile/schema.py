@@ -83,8 +83,8 @@ RESULT_COLUMNS: dict[str, str] = {
     "stripe_amount": "Int64",          # transfer amount minus amount reversed
     "difference": "Int64",             # stripe_amount - ledger_amount
     "confidence": "string",            # key · fallback · none
-    "reason": "string",
-    "suggested_action": "string",
+    "reason": "string",                # why the row is what it is; NULL on rows MATCHED by key (nothing to explain)
+    "suggested_action": "string",      # what to do; NULL on MATCHED rows
     "source": "string",                # automated · manual · —
 }
 
