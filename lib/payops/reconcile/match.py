@@ -212,7 +212,8 @@ def _session() -> Iterator[duckdb.DuckDBPyConnection]:
     """A cursor on this process's in-memory DuckDB: its own settings, temp tables and registered frames, all
     gone on close. Opening a database costs tens of ms, a cursor next to nothing (re-opened after a fork).
     The memory DuckDB's allocator keeps for reuse stays between calls (given back and faulted in again, it
-    cost a quarter of a 1M-row match), unless a result was over ``_BIG_RESULT`` (``_release``)."""
+    made the next 1M-row match ~0.14 s slower, with twice the page faults), unless a result was over
+    ``_BIG_RESULT`` (``_release``)."""
     global _DB, _DB_PID, _DB_SESSIONS
     with _DB_LOCK:
         if _DB is None or _DB_PID != os.getpid():
@@ -274,8 +275,8 @@ def _candidates(con: duckdb.DuckDBPyConnection, ledger: pd.DataFrame, transfers:
 
     From the key join's positions alone (``STRUCTURE``), counted: a transfer on two rows names a repeated
     ledger id; a ledger row on two rows is paid more than once."""
-    s = con.sql(S.STRUCTURE).fetchnumpy()
-    lp, tp, ht = s["lp"], s["tp"], s["ht"]
+    s = con.sql(S.STRUCTURE).to_arrow_table()  # no NULLs (coalesce): each column one zero-copy numpy view
+    lp, tp, ht = (s[c].combine_chunks().to_numpy() for c in ("lp", "tp", "ht"))
     on_t, on_l = tp >= 0, lp >= 0
     pair = on_t & on_l
     per_l = np.bincount(lp[pair], minlength=len(ledger))  # transfers keyed to each ledger row
@@ -313,16 +314,17 @@ def _repeats(h: np.ndarray) -> bool:
 def _fallback(con: duckdb.DuckDBPyConnection, window_days: int) -> int:
     """Pair leftovers one-to-one on destination + currency + amount within the window, closest first; how many
     pairs."""
-    for stmt in S.LEFTOVERS:
-        con.execute(stmt)
+    ((n_la,),), ((n_ta,),), _ = (con.execute(stmt).fetchall() for stmt in S.LEFTOVERS)
     window = float(window_days) * 86400.0
     pairs = 0
-    # each round takes the mutually-closest pairs; the globally closest pair is always one, so this ends
-    while True:
-        inserted = con.execute(S.FALLBACK_ROUND, {"window": window}).fetchone()
-        if not inserted or not inserted[0]:
-            return pairs
-        pairs += int(inserted[0])
+    # each round takes the mutually-closest pairs; the globally closest pair is always one, so this ends —
+    # at the latest when one side is all paired (no round needed to find that nothing is left)
+    while pairs < min(n_la, n_ta):
+        ((inserted,),) = con.execute(S.FALLBACK_ROUND, {"window": window}).fetchall()
+        if not inserted:
+            break
+        pairs += int(inserted)
+    return pairs
 
 
 _BRK_COLS = ["category", "stripe_amount", "ledger_amount", "stripe_currency", "transfer_created", "payout_id",
