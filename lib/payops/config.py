@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     # --- storage ----------------------------------------------------------------------------
     database_url: str = Field(DEFAULT_SQLITE_URL, validation_alias=_env("PAYOPS_DATABASE_URL"))
     output_dir: Path = Field(Path("outputs"), validation_alias=_env("PAYOPS_OUTPUT_DIR"))
+    recon_cache_dir: Path | None = Field(
+        None, validation_alias=_env("PAYOPS_RECON_CACHE_DIR"),
+        description="Raw Stripe pages cached per reconciliation period (never archived); "
+                    "default <project>/var/recon-cache.",
+    )
 
     # --- people -----------------------------------------------------------------------------
     operator_id: str | None = Field(
@@ -117,6 +122,8 @@ class Settings(BaseSettings):
             if rel and rel != ":memory:" and not rel.startswith("file:"):
                 self.database_url = "sqlite:///" + str(Path(rel).resolve())
         self.output_dir = self.output_dir.resolve()
+        if self.recon_cache_dir is not None:
+            self.recon_cache_dir = self.recon_cache_dir.resolve()
         return self
 
     # -- helpers --------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ fields plus ``run_id`` in its ``parameters`` cell, and builds its context with
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -140,12 +139,11 @@ def create_recon_run(params: ReconParams, settings: Settings | None = None) -> s
     return run.id
 
 
-def recon_cache_root() -> Path:
+def recon_cache_root(settings: Settings) -> Path:
     """``PAYOPS_RECON_CACHE_DIR`` or ``<project>/var/recon-cache`` (raw Stripe pages; never archived)."""
     from payops.runner import ROOT
 
-    env = os.environ.get("PAYOPS_RECON_CACHE_DIR")
-    return Path(env).resolve() if env else ROOT / "var" / "recon-cache"
+    return settings.recon_cache_dir or ROOT / "var" / "recon-cache"
 
 
 @dataclass
@@ -186,7 +184,7 @@ class ReconContext:
     @property
     def cache_dir(self) -> Path:
         """Raw Stripe pages, per period, reused by the next run over the same period (not archived)."""
-        return recon_cache_root() / self.params.subject_key
+        return recon_cache_root(self.settings) / self.params.subject_key
 
     def stripe_client_factory(self) -> Any:
         """A factory of platform-key StripeClients (one per pulling thread)."""
