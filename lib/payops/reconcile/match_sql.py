@@ -143,7 +143,8 @@ AMOUNTS = {"f_net": "fmt(net, t_cur, e_t)", "f_l": "fmt(l_amount, l_cur, e_l)",
            "f_rev": "fmt(amount_reversed, t_cur, e_t)"}
 
 #: the reason of a row that needs one: not MATCHED, or MATCHED by the fallback (MATCHED by key: none, NULL)
-REASON_SQL = f"""CASE WHEN category = 'MATCHED' THEN '{FALLBACK_NOTE}' ELSE CASE category
+REASON_SQL = f"""CASE WHEN category = 'MATCHED' THEN CASE WHEN confidence = 'fallback' THEN '{FALLBACK_NOTE}' END
+    ELSE CASE category
     WHEN 'MATCHED_WITHIN_TOLERANCE' THEN 'Stripe moved ' || f_net || ', ledger says ' || f_l || ': difference '
         || f_diff || ' within tolerance ' || f_tol
     WHEN 'MISSING_IN_STRIPE' THEN CASE WHEN coalesce(manual_transfer_id, ledger_transfer_id) IS NOT NULL
@@ -206,7 +207,6 @@ ACTION_SQL = """CASE category
         THEN 'wait for arrival on ' || d(arrival_date) || '; check again in the next period'
         ELSE 'wait for the studio''s next payout; check again after ' || $cto || ' (next period)' END
     END"""
-
 
 
 def final_sql(unique_links: bool) -> str:
