@@ -11,6 +11,8 @@ fresh subprocess generates the data with ``synth.bulk_dataset`` (not timed), the
 The two alternate, ``REPEATS`` times below 5M rows (once at 5M), and each side's best run counts: on a
 small shared VM one run of either can be 30% off.
 
+Process CPU time (all threads) goes along, best run of each side: steadier than wall time here.
+
 Peak memory per size: ``ru_maxrss`` of the subprocess (includes generation) and the RSS peak sampled
 every 10 ms while ``reconcile`` ran. Every run's time and the 1-minute load average go along (a busy
 machine skews both sides). Results go to ``bench/results/recon_match.json``.
@@ -81,19 +83,22 @@ def measure(n: int) -> dict[str, Any]:
     con.register("transfers", transfers)
     baseline: list[float] = []
     runs: list[float] = []
+    cpu: dict[str, list[float]] = {"baseline": [], "reconcile": []}  # process CPU (all threads): steadier
     peak = 0
     # interleaved, best of REPEATS each: both sides see the same machine (2 shared cores, noisy)
     for _ in range(1 if n >= 5_000_000 else REPEATS):
-        t = time.perf_counter()
+        c, t = time.process_time(), time.perf_counter()
         tbl = con.sql("SELECT * FROM ledger l FULL OUTER JOIN transfers t ON l.ledger_payout_id = t.ledger_payout_id"
                       ).to_arrow_table()
         baseline.append(time.perf_counter() - t)
+        cpu["baseline"].append(time.process_time() - c)
         rows_baseline = tbl.num_rows
         del tbl
         with _PeakRss() as sampler:
-            t = time.perf_counter()
+            c, t = time.process_time(), time.perf_counter()
             result = reconcile(ledger, transfers, links, config)
             runs.append(time.perf_counter() - t)
+            cpu["reconcile"].append(time.process_time() - c)
         peak = max(peak, sampler.peak)
         rows_result = len(result.results)
         breaks = int((~result.results["category"].isin(["MATCHED", "MATCHED_WITHIN_TOLERANCE"])).sum())
@@ -104,6 +109,9 @@ def measure(n: int) -> dict[str, Any]:
         "baseline_s": round(min(baseline), 3), "reconcile_s": round(min(runs), 3),
         "ratio": round(min(runs) / min(baseline), 2),
         "baseline_runs_s": [round(x, 3) for x in baseline], "reconcile_runs_s": [round(x, 3) for x in runs],
+        "cpu_ratio": round(min(cpu["reconcile"]) / min(cpu["baseline"]), 2),  # best CPU-seconds of each side
+        "baseline_cpu_s": [round(x, 3) for x in cpu["baseline"]],
+        "reconcile_cpu_s": [round(x, 3) for x in cpu["reconcile"]],
         "load_avg_1m": round(load, 2),
         "baseline_rows": rows_baseline, "result_rows": rows_result, "breaks": breaks,
         "rss_after_generate_gb": round(rss_data / 2**30, 3),
@@ -126,14 +134,16 @@ def main(sizes: tuple[int, ...] = SIZES) -> dict[str, Any]:
             continue
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     table = Table(title="reconcile vs bare DuckDB FULL OUTER JOIN (same tables, same run)")
-    for col in ("rows/side", "baseline s", "reconcile s", "ratio", "peak RSS (reconcile)", "ru_maxrss", "breaks"):
+    for col in ("rows/side", "baseline s", "reconcile s", "ratio", "CPU ratio", "peak RSS (reconcile)", "ru_maxrss",
+                "breaks"):
         table.add_column(col, justify="right")
     for r in rows:
         if "error" in r:
-            table.add_row(f"{r['rows_per_side']:,}", "error", str(r["error"]), "", "", "", "")
+            table.add_row(f"{r['rows_per_side']:,}", "error", str(r["error"]), "", "", "", "", "")
             continue
         table.add_row(f"{r['rows_per_side']:,}", f"{r['baseline_s']:.2f}", f"{r['reconcile_s']:.2f}",
-                      f"{r['ratio']:.2f}x", f"{r['peak_rss_reconcile_gb']:.2f} GB", f"{r['ru_maxrss_gb']:.2f} GB",
+                      f"{r['ratio']:.2f}x", f"{r['cpu_ratio']:.2f}x", f"{r['peak_rss_reconcile_gb']:.2f} GB",
+                      f"{r['ru_maxrss_gb']:.2f} GB",
                       f"{r['breaks']:,}")
     Console().print(table)
     at_1m = next((r for r in rows if r.get("rows_per_side") == 1_000_000 and "ratio" in r), None)
