@@ -7,6 +7,7 @@ because by the time a value is a float it may already be wrong.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -175,3 +176,21 @@ class Money:
 
     def is_zero(self) -> bool:
         return self.amount == 0
+
+
+def totals_by_currency(amounts: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """Sum ``(currency, minor units)`` pairs per currency; currencies in alphabetical order.
+
+    Amounts of different currencies are never added together, and a float is refused (as in ``Money``).
+    """
+    out: dict[str, int] = {}
+    for currency, amount in amounts:
+        if isinstance(amount, bool) or not isinstance(amount, int):
+            raise MoneyError(f"amount must be integer minor units, got {type(amount).__name__} {amount!r}")
+        out[currency] = out.get(currency, 0) + amount
+    return dict(sorted(out.items()))
+
+
+def format_totals(totals: Mapping[str, int], empty: str = "nothing") -> str:
+    """``{"CAD": 77250, "USD": 51750}`` → ``"772.50 CAD, 517.50 USD"`` (alphabetical); ``empty`` when none."""
+    return ", ".join(Money(v, c).format() for c, v in sorted(totals.items())) or empty

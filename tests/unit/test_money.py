@@ -8,7 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from payops.money import CURRENCY_EXPONENT, MAX_MINOR_UNITS, Money, MoneyError, exponent, normalize_currency
+from payops.money import (
+    CURRENCY_EXPONENT,
+    MAX_MINOR_UNITS,
+    Money,
+    MoneyError,
+    exponent,
+    format_totals,
+    normalize_currency,
+    totals_by_currency,
+)
 
 CURRENCIES = sorted(CURRENCY_EXPONENT)
 
@@ -271,3 +280,28 @@ def test_decimal_str_has_exactly_exponent_places(minor: int, currency: str) -> N
     else:
         assert len(s.split(".")[1]) == exp
     assert Decimal(s).scaleb(exp) == minor
+
+
+# --- per-currency totals ----------------------------------------------------------------------------
+def test_totals_by_currency_keeps_currencies_apart_and_sorted() -> None:
+    totals = totals_by_currency([("USD", 51750), ("CAD", 50000), ("USD", -1750), ("CAD", 27250), ("JPY", 1500)])
+    assert totals == {"CAD": 77250, "JPY": 1500, "USD": 50000}
+    assert list(totals) == ["CAD", "JPY", "USD"]
+    assert totals_by_currency([]) == {}
+    assert format_totals(totals) == "772.50 CAD, 1,500 JPY, 500.00 USD"
+    assert format_totals({}) == "nothing"
+    assert format_totals({}, empty="") == ""
+
+
+@pytest.mark.parametrize("bad", [12.5, True, "100", None])
+def test_totals_by_currency_refuses_non_integer_amounts(bad: object) -> None:
+    with pytest.raises(MoneyError, match="integer minor units"):
+        totals_by_currency([("CAD", 100), ("CAD", bad)])  # type: ignore[list-item]
+
+
+@given(st.lists(st.tuples(currencies, half), max_size=30))
+def test_totals_by_currency_equals_per_currency_sums(pairs: list[tuple[str, int]]) -> None:
+    totals = totals_by_currency(pairs)
+    assert set(totals) == {c for c, _ in pairs}
+    for c, total in totals.items():
+        assert total == sum(a for cur, a in pairs if cur == c)

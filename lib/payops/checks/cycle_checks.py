@@ -16,7 +16,7 @@ from typing import Any
 
 from payops.checks.report import FAIL, PASS, SKIP, WARN, Check, CheckReport, error_line
 from payops.config import Settings
-from payops.money import Money
+from payops.money import Money, format_totals
 
 
 def cycle_context(settings: Settings, cycle_date: date, run_id: str = "check") -> Any:
@@ -25,10 +25,6 @@ def cycle_context(settings: Settings, cycle_date: date, run_id: str = "check") -
 
     return CycleContext(step="check", run_id=run_id, settings=settings, run_dir=Path("."), mode="check",
                         operator=None, params_hash="", params=CycleParams(cycle_date=cycle_date, dry_run=False))
-
-
-def _fmt(totals: dict[str, int]) -> str:
-    return ", ".join(Money(v, c).format() for c, v in sorted(totals.items())) or "nothing"
 
 
 # --- pre-run ---------------------------------------------------------------------------------------------
@@ -109,7 +105,7 @@ def eligible_studios(planned: PlannedCycle) -> Check:
     if planned.error:
         return Check(name, FAIL, f"cannot plan cycle {planned.cycle_date}: {planned.error}")
     skipped = ", ".join(f"{n} {code}" for code, n in sorted(planned.skips.items()))
-    detail = (f"{planned.payouts} studio payout(s) due, {_fmt(planned.totals)}"
+    detail = (f"{planned.payouts} studio payout(s) due, {format_totals(planned.totals)}"
               + (f"; skipped: {skipped}" if skipped else "")
               + (f" (cycle already {planned.state.split(':', 1)[1]})" if planned.state.startswith("exists") else ""))
     return Check(name, PASS if planned.payouts > 0 else WARN, detail if planned.payouts else "0 studios to pay: "

@@ -21,7 +21,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from payops.errors import FieldProblem, ParamsInvalid
-from payops.money import Money
+from payops.money import format_totals
 from payops.reconcile.cli import handles_errors
 
 app = typer.Typer(help="The automated twice-monthly payout cycle: run it, see it, switch it off for a rehearsal.",
@@ -63,11 +63,11 @@ def run_cmd(
     for note in [*plan.get("notes", []), *transfer.get("notes", [])]:
         console.print(f"  note: {note}", soft_wrap=True)
     if live:
-        totals = ", ".join(Money(v, c).format() for c, v in (summary.get("totals") or {}).items()) or "nothing"
+        totals = format_totals(summary.get("totals") or {})
         console.print(f"{summary.get('status')}: {summary.get('transferred')}/{summary.get('scheduled')} transferred "
                       f"({totals}), {len(summary.get('failed') or [])} failed, {summary.get('skipped')} skipped")
     else:
-        totals = ", ".join(Money(v, c).format() for c, v in (plan.get("totals") or {}).items()) or "nothing"
+        totals = format_totals(plan.get("totals") or {})
         console.print(f"DRY RUN: would pay {plan.get('payouts')} studio(s), {totals}; "
                       f"{len(plan.get('skips') or [])} skipped. Nothing was written or sent.")
     console.print(f"archive: {outcome.run_dir} ({time.monotonic() - t0:.1f}s)", soft_wrap=True)
@@ -94,7 +94,7 @@ def status_cmd(limit: Annotated[int, typer.Option("--limit")] = 10) -> None:
         table.add_column("note", overflow="fold")
         for r in rows:
             totals = json.loads(r.totals_json) if r.totals_json else {}
-            shown = ", ".join(Money(v, c).format() for c, v in totals.items())
+            shown = format_totals(totals, empty="")
             note = r.failure_reason or (f"run {r.runbook_run_id}" if r.runbook_run_id else "")
             table.add_row(r.cycle_date.isoformat(), "STUCK" if r.id in stuck else r.status,
                           f"{r.studios_paid}/{r.studios_scheduled}", str(r.studios_failed), str(r.studios_skipped),

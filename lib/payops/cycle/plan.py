@@ -23,6 +23,7 @@ from typing import Any
 
 from payops.cycle.policy import PayoutPolicy
 from payops.ids import ledger_payout_id, payout_run_id
+from payops.money import totals_by_currency
 
 KEY_PREFIX = "payout-cycle"
 
@@ -83,10 +84,7 @@ class CyclePlan:
 
     def totals(self) -> dict[str, int]:
         """Net to transfer per currency."""
-        out: dict[str, int] = defaultdict(int)
-        for p in self.payouts:
-            out[p.currency] += p.net
-        return dict(sorted(out.items()))
+        return totals_by_currency((p.currency, p.net) for p in self.payouts)
 
     def rows(self) -> list[dict[str, object]]:
         """One row per studio and currency (payouts then skips), for a table."""

@@ -17,7 +17,7 @@ from payops.cycle.plan import CyclePlan
 from payops.cycle.policy import PayoutPolicy
 from payops.cycle.runbook import CycleContext
 from payops.db.models import PayoutSkip, Studio, utcnow
-from payops.money import Money, exponent
+from payops.money import Money, exponent, totals_by_currency
 
 SUCCESS_RATE_TARGET = 0.98
 PROCESSING_TARGET_SECONDS = 300
@@ -123,10 +123,7 @@ def plan(ctx: CycleContext, now: datetime | None = None) -> PlanReport:
 
 
 def _totals(payouts: list[dict[str, Any]]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for p in payouts:
-        out[p["currency"]] = out.get(p["currency"], 0) + int(p["net"])
-    return dict(sorted(out.items()))
+    return totals_by_currency((p["currency"], int(p["net"])) for p in payouts)
 
 
 def _skips(s: Any, run_id: str) -> list[dict[str, Any]]:
