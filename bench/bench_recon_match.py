@@ -125,6 +125,7 @@ def measure(n: int) -> dict[str, Any]:
         "ratio_to_joins": round(min(runs) / min(joins), 2),
         "baseline_cpu_s": [round(x, 3) for x in cpu["baseline"]],
         "reconcile_cpu_s": [round(x, 3) for x in cpu["reconcile"]],
+        "joins_cpu_s": [round(x, 3) for x in cpu["joins"]],
         "load_avg_1m": round(load, 2),
         "baseline_rows": rows_baseline, "result_rows": rows_result, "breaks": breaks,
         "rss_after_generate_gb": round(rss_data / 2**30, 3),
