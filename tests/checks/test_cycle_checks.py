@@ -40,8 +40,18 @@ def test_pre_run_passes_before_the_cycle(checks_env) -> None:  # type: ignore[no
 
 
 def test_pre_run_defaults_to_the_next_cycle(checks_env) -> None:  # type: ignore[no-untyped-def]
+    """Without --cycle-date the pre-run check looks at the next slot after now, whatever today is (not the
+    current cycle a payout run would default to)."""
+    from payops.cycle import slots
+
+    before = datetime.now(UTC)
     outcome = run_check("pre-run", settings=checks_env.settings)
-    assert outcome.report.subject == CYCLE.isoformat()  # the machines' clock is before 2026-12-01
+    after = datetime.now(UTC)
+    expected = {d.isoformat() for d in (slots.next_cycle_dates(checks_env.settings, before, 1)[0],
+                                        slots.next_cycle_dates(checks_env.settings, after, 1)[0])}
+    subject = date.fromisoformat(outcome.report.subject)
+    assert outcome.report.subject in expected, (outcome.report.subject, expected)
+    assert subject.day in (1, 15) and subject >= before.date()  # the default schedule pays on the 1st and 15th
 
 
 def test_pre_run_fails_on_a_stuck_run(checks_env) -> None:  # type: ignore[no-untyped-def]
