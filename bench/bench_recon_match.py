@@ -14,6 +14,10 @@ fresh subprocess generates the data with ``synth.bulk_dataset`` (not timed), the
 The three alternate, ``REPEATS`` times below 5M rows (once at 5M), and each side's best run counts: on a
 small shared VM one run of either can be 30% off.
 
+At 1M the two sides are measured again with each side's rows in its own random order (``shuffled``): the
+generator writes row i of every table for the same payout, so gathers by position read in order; loaded data is
+seldom that aligned, and both the join and the matcher pay for random access.
+
 Process CPU time (all threads) goes along, best run of each side: steadier than wall time here.
 
 Peak memory per size: ``ru_maxrss`` of the subprocess (includes generation) and the RSS peak sampled
@@ -38,6 +42,11 @@ RESULTS = Path(__file__).parent / "results" / "recon_match.json"
 TARGET_RATIO = 2.0
 TARGET_PEAK_GB = 4.0
 REPEATS = 3
+SHUFFLED_AT = 1_000_000  # also measured with each side's rows shuffled
+#: the baseline: the bare join the target is relative to (every measurement runs exactly this)
+BARE_JOIN = "SELECT * FROM ledger l FULL OUTER JOIN transfers t ON l.ledger_payout_id = t.ledger_payout_id"
+#: the two joins no matcher can skip (for reading the ratio): that join + the payout-link join
+BOTH_JOINS = f"{BARE_JOIN} LEFT JOIN links b ON b.destination_payment = t.destination_payment"
 
 
 class _PeakRss:
@@ -93,15 +102,13 @@ def measure(n: int) -> dict[str, Any]:
     # interleaved, best of REPEATS each: both sides see the same machine (2 shared cores, noisy)
     for _ in range(1 if n >= 5_000_000 else REPEATS):
         c, t = time.process_time(), time.perf_counter()
-        tbl = con.sql("SELECT * FROM ledger l FULL OUTER JOIN transfers t ON l.ledger_payout_id = t.ledger_payout_id"
-                      ).to_arrow_table()
+        tbl = con.sql(BARE_JOIN).to_arrow_table()
         baseline.append(time.perf_counter() - t)
         cpu["baseline"].append(time.process_time() - c)
         rows_baseline = tbl.num_rows
         del tbl
         c, t = time.process_time(), time.perf_counter()
-        tbl = con.sql("SELECT * FROM ledger l FULL OUTER JOIN transfers t ON l.ledger_payout_id = t.ledger_payout_id"
-                      " LEFT JOIN links b ON b.destination_payment = t.destination_payment").to_arrow_table()
+        tbl = con.sql(BOTH_JOINS).to_arrow_table()
         joins.append(time.perf_counter() - t)
         cpu["joins"].append(time.process_time() - c)
         del tbl
@@ -115,7 +122,9 @@ def measure(n: int) -> dict[str, Any]:
         breaks = int((~result.results["category"].isin(["MATCHED", "MATCHED_WITHIN_TOLERANCE"])).sum())
         del result
     con.close()
+    shuffled = _shuffled(ledger, transfers, links, config) if n == SHUFFLED_AT else None
     return {
+        "shuffled": shuffled,
         "rows_per_side": n, "generate_s": round(gen_s, 3),
         "baseline_s": round(min(baseline), 3), "reconcile_s": round(min(runs), 3),
         "ratio": round(min(runs) / min(baseline), 2),
@@ -132,6 +141,35 @@ def measure(n: int) -> dict[str, Any]:
         "peak_rss_reconcile_gb": round(peak / 2**30, 3),
         "ru_maxrss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
     }
+
+
+def _shuffled(ledger: Any, transfers: Any, links: Any, config: Any) -> dict[str, Any]:
+    """The same tables with each side's rows in its own random order (the generator writes row i of each side
+    for the same payout, so the gathers above read in order; loaded data is seldom so aligned), same protocol."""
+    import duckdb
+    import numpy as np
+
+    from payops.reconcile.match import reconcile
+
+    rng = np.random.default_rng(7)
+    ledger, transfers, links = (df.iloc[rng.permutation(len(df))].reset_index(drop=True)
+                                for df in (ledger, transfers, links))
+    con = duckdb.connect()
+    con.register("ledger", ledger)
+    con.register("transfers", transfers)
+    baseline: list[float] = []
+    runs: list[float] = []
+    for _ in range(REPEATS):
+        t = time.perf_counter()
+        con.sql(BARE_JOIN).to_arrow_table()
+        baseline.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        reconcile(ledger, transfers, links, config)
+        runs.append(time.perf_counter() - t)
+    con.close()
+    return {"baseline_s": round(min(baseline), 3), "reconcile_s": round(min(runs), 3),
+            "ratio": round(min(runs) / min(baseline), 2),
+            "baseline_runs_s": [round(x, 3) for x in baseline], "reconcile_runs_s": [round(x, 3) for x in runs]}
 
 
 def main(sizes: tuple[int, ...] = SIZES) -> dict[str, Any]:
@@ -160,7 +198,13 @@ def main(sizes: tuple[int, ...] = SIZES) -> dict[str, Any]:
                       f"{r['ratio_to_joins']:.2f}x", f"{r['peak_rss_reconcile_gb']:.2f} GB",
                       f"{r['ru_maxrss_gb']:.2f} GB",
                       f"{r['breaks']:,}")
-    Console().print(table)
+    console = Console(width=None if sys.stdout.isatty() else 150)  # a log is not 80 columns: do not cut numbers
+    console.print(table)
+    for r in rows:
+        if r.get("shuffled"):
+            sh = r["shuffled"]
+            console.print(f"{r['rows_per_side']:,} rows per side, each side in its own random order: reconcile "
+                            f"{sh['reconcile_s']:.2f} s vs bare join {sh['baseline_s']:.2f} s = {sh['ratio']:.2f}x")
     at_1m = next((r for r in rows if r.get("rows_per_side") == 1_000_000 and "ratio" in r), None)
     out = {
         "sizes": rows,

@@ -60,13 +60,13 @@ def test_candidates_are_exactly_the_irregular_key_groups(seed: int) -> None:
     with match._session() as con, ThreadPoolExecutor(1) as pool:
         con.register("ledger_in", ledger)
         con.register("transfers_in", transfers)
-        lpos, tpos, paired, repeats = match._candidates(con, ledger, transfers, pool)
+        lpos, tpos, key_l, repeats = match._candidates(con, ledger, transfers, pool)
         assert repeats.result() is False
 
     per_l = {x: tkeys.count(x) for x in lids}
     assert lpos.tolist() == [i for i, x in enumerate(lids) if per_l[x] != 1]
     assert tpos.tolist() == [j for j, k in enumerate(tkeys) if per_l.get(k, 0) != 1]
-    assert paired == sum(1 for x in lids if per_l[x] >= 1)
+    assert key_l.tolist() == [lids.index(k) if k in lids else -1 for k in tkeys]
 
 
 @pytest.mark.parametrize("seed", range(10))

@@ -208,3 +208,21 @@ def test_bad_inputs_are_refused() -> None:
 def test_empty_inputs() -> None:
     res = reconcile(ledger_frame([]), transfer_frame([]), None, CFG)
     assert res.results.empty and res.breaks().empty and res.counts().empty
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2, 3, 4), (4, 3, 2, 1, 0), (1, 3, 0, 4, 2)])
+def test_resweep_pick_does_not_depend_on_link_order(order: tuple[int, ...]) -> None:
+    """Of the payouts sweeping one destination payment: paid over in transit over failed, then the latest
+    arrival, then the payout id — whatever order the links come in, and next to transfers with one link."""
+    swept = [link(status="failed", payout_id="po_a", arrival=T0 + timedelta(days=1)),
+             link(status="in_transit", payout_id="po_b", arrival=T0 + timedelta(days=9)),
+             link(status="paid", payout_id="po_e", arrival=T0 + timedelta(days=4)),
+             link(status="paid", payout_id="po_c", arrival=T0 + timedelta(days=4)),
+             link(status="paid", payout_id="po_a2", arrival=T0 + timedelta(days=3))]
+    other = link("tr_2", status="failed", failure_code="account_closed")
+    ledgers = [led(), led("lp_2")]
+    res = reconcile(ledger_frame(ledgers), transfer_frame([tr(), tr("tr_2", key="lp_2")]),
+                    link_frame([swept[i] for i in order] + [other]), CFG).results.set_index("transfer_id")
+    assert res.loc["tr_1", "payout_id"] == "po_c" and res.loc["tr_1", "category"] == "MATCHED"
+    assert res.loc["tr_2", "payout_id"] == "po_tr_2" and res.loc["tr_2", "category"] == "PAYOUT_FAILED"
+    assert len(res) == 2

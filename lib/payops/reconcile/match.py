@@ -15,13 +15,16 @@ and every result row has exactly one :class:`~payops.reconcile.schema.Category`:
    failed one for the same destination payment, as Stripe re-sweeps failed funds);
 5. pairs are classified by the precedence in ``match_sql.CATEGORY_SQL``.
 
-Cost at scale: one narrow key join on row positions (``STRUCTURE``), counted in numpy, gives the uniqueness
-checks and the *candidates* — whole key groups that are not one ledger row + one transfer (a few in a
-hundred); duplicate groups, leftovers and the fallback run in SQL on those rows only. Then one streaming
-FULL OUTER JOIN + payout join straight to Arrow, without text; the long reason/action CASEs run only on the
-rows that need text (``_finish``), put in place before the one conversion to pandas.
+Cost at scale: the key join runs once, narrow, on row positions (``STRUCTURE``); counted in numpy it gives
+the uniqueness checks and the *candidates* — whole key groups that are not one ledger row + one transfer (a
+few in a hundred); duplicate groups, leftovers and the fallback run in SQL on those rows only and change
+nothing but positions. The result rows are then put together by position (``_assemble``: a gather per
+column, no second join), DuckDB computes the category and derived columns over them (``match_sql.FINAL``),
+and the long reason/action CASEs run only on the rows that need text (``_finish``), put in place before the
+one conversion to pandas.
 
-Result rows are not in any particular order (sort for presentation).
+Result rows are not in any particular order (sort for presentation); today: the transfers in input order, then
+the ledger rows nothing paired with.
 """
 
 from __future__ import annotations
@@ -162,25 +165,25 @@ def _run(frames: dict[str, pd.DataFrame], config: ReconConfig, params: dict[str,
     led, tra = frames["ledger_in"], frames["transfers_in"]
     big = False
     try:
-        with _session() as con, ThreadPoolExecutor(1) as pool:
+        with _session() as con, ThreadPoolExecutor(2) as pool:
             for name, df in frames.items():
                 con.register(name, df)
-            lpos, tpos, paired, tid_repeats = _candidates(con, led, tra, pool)
+            links = pool.submit(_payouts, con, frames, len(tra))  # next to the statements below, on its own cursor
+            lpos, tpos, key_l, tid_repeats = _candidates(con, led, tra, pool)
             con.register("ledger_c", led.iloc[lpos])
             con.register("transfers_c", tra.iloc[tpos])
             for stmt in [S.GROUPS, S.DUP]:
                 con.execute(stmt)
-            paired += _fallback(con, config.fallback_window_days)
+            _fallback(con, config.fallback_window_days)
             con.execute(S.ADJ)
-            final = S.final_sql(unique_links=True)
-            table = con.sql(final, params=_params(final, params)).to_arrow_table()
-            # one row per transfer, and one per ledger row nothing paired with — unless a payout link repeats a
-            # destination payment (Stripe re-sweeps what a failed payout returned): then again, picking one payout
-            if table.num_rows != len(tra) + len(led) - paired:
-                con.register("ldp", pd.DataFrame({"dp": _reswept(table, tra)}))
-                del table
-                final = S.final_sql(unique_links=False)
-                table = con.sql(final, params=_params(final, params)).to_arrow_table()
+            adj = con.sql("SELECT * FROM adj").to_arrow_table()
+            asm = _assemble(frames, key_l, adj, links.result(), pool)
+            con.register("asm", asm)
+            table = con.sql(S.FINAL, params=_params(S.FINAL, params)).to_arrow_table()  # in asm's row order
+            con.unregister("asm")
+            for name, col in PASS_THROUGH.items():
+                table = table.append_column(name, asm[col])
+            del asm
             if tid_repeats.result():
                 _check_ids(led["ledger_payout_id"], tra["transfer_id"])  # raises, unless two ids' hashes collided
             if big := table.nbytes > _BIG_RESULT:  # the joins' hash tables were bigger still: back before pandas
@@ -191,11 +194,88 @@ def _run(frames: dict[str, pd.DataFrame], config: ReconConfig, params: dict[str,
             _release(alone=False)
 
 
-def _reswept(table: pa.Table, transfers: pd.DataFrame) -> np.ndarray:
-    """Destination payments of the transfers that came out on more than one row (swept by ≥2 payouts)."""
-    tp = pc.fill_null(table["_tpos"], -1).to_numpy()
-    many = np.flatnonzero(np.bincount(tp[tp >= 0], minlength=len(transfers)) > 1)
-    return transfers["destination_payment"].iloc[many].dropna().unique()
+def _payouts(con: duckdb.DuckDBPyConnection, frames: dict[str, pd.DataFrame], n_transfers: int) -> np.ndarray:
+    """Per transfer position, the position of the payout link that swept its destination payment (-1: none).
+    Of two or more (Stripe re-sweeps what a failed payout returned), ``match_sql.PAYOUT_RANK`` picks one.
+    Runs on a cursor of its own (of ``con``'s database), so it can run next to ``con``'s statements."""
+    links = frames["links_in"]
+    cur = con.cursor()
+    try:
+        for name in ("transfers_in", "links_in"):
+            cur.register(name, frames[name])
+        p = cur.sql(S.PAYOUT_LINKS).to_arrow_table()
+    finally:
+        cur.close()
+    tp, bp = (p[c].combine_chunks().to_numpy() for c in ("tp", "bp"))
+    best = np.full(n_transfers, -1, dtype=np.int64)
+    many = np.bincount(tp, minlength=n_transfers)[tp] > 1
+    best[tp[~many]] = bp[~many]
+    if many.any():
+        cand = links.iloc[bp[many]][["payout_status", "arrival_date", "payout_id"]].assign(tp=tp[many], bp=bp[many])
+        cand["rank"] = cand["payout_status"].map(S.PAYOUT_RANK).fillna(len(S.PAYOUT_RANK)).astype("int64")
+        cand = cand.sort_values(["tp", "rank", "arrival_date", "payout_id"], ascending=[True, True, False, True],
+                                na_position="last").drop_duplicates("tp")
+        best[cand["tp"].to_numpy()] = cand["bp"].to_numpy()
+    return best
+
+
+#: the input columns ``asm`` carries, under the names ``match_sql.FINAL`` reads
+_ASM_LEDGER = {"ledger_payout_id": "lid", "run_id": "run_id", "studio_id": "studio_id", "destination": "l_dest",
+               "amount": "l_amount", "currency": "l_cur", "expected_at": "expected_at"}
+_ASM_TRANSFERS = {"transfer_id": "tid", "created": "created", "amount": "t_amount", "currency": "t_cur",
+                  "destination": "t_dest", "source": "source", "amount_reversed": "amount_reversed",
+                  "reversed": "reversed"}
+_ASM_LINKS = ("payout_id", "payout_status", "arrival_date", "failure_code")
+_ASM_ADJ = ("dup_rk", "dup_n", "dup_first", "dup_k", "fb_lid")
+#: result columns that are ``asm`` columns unchanged (result name → ``asm`` name): not copied through DuckDB
+PASS_THROUGH = {"transfer_id": "tid", "payout_id": "payout_id", "studio_id": "studio_id", "ledger_amount": "l_amount",
+                "run_id": "run_id", "stripe_currency": "t_cur", "transfer_created": "created",
+                "expected_at": "expected_at", "payout_status": "payout_status", "arrival_date": "arrival_date",
+                "failure_code": "failure_code", "_lpos": "lpos", "_tpos": "tpos"}
+
+
+def _assemble(frames: dict[str, pd.DataFrame], key_l: np.ndarray, adj: pa.Table, link: np.ndarray,
+              pool: ThreadPoolExecutor) -> pa.Table:
+    """The result rows before classification, put together by position — no second join: every transfer in
+    input order (its columns as they are), with the ledger row it pairs with (its key's, unless it is a
+    duplicate group's extra; or the fallback's), then every ledger row nothing pairs with."""
+    led, tra, lnk = frames["ledger_in"], frames["transfers_in"], frames["links_in"]
+    n_t = len(tra)
+    t_l = key_l.copy()
+    a_t = adj["tpos"].to_numpy()
+    rk = pc.fill_null(adj["dup_rk"], 1).to_numpy()
+    fb = adj["fb_lpos"].is_valid().to_numpy(zero_copy_only=False)
+    t_l[a_t[rk > 1]] = -1  # a duplicate group's extras stand alone
+    t_l[a_t[fb]] = adj["fb_lpos"].filter(fb).to_numpy()
+    used = np.zeros(len(led), dtype=bool)
+    used[t_l[t_l >= 0]] = True
+    lone = np.flatnonzero(~used)
+    n_l = len(lone)
+
+    def index(pos: np.ndarray) -> pa.Array:
+        return pa.array(pos, mask=pos < 0)
+
+    def widen(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray:  # transfer columns: nulls on the ledger rows
+        chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+        return pa.chunked_array([*chunks, pa.nulls(n_l, col.type)], col.type)
+
+    l_at = index(np.concatenate([t_l, lone]))
+    ledger = pa.Table.from_pandas(led[list(_ASM_LEDGER)], preserve_index=False)
+    transfers = pa.Table.from_pandas(tra[list(_ASM_TRANSFERS)], preserve_index=False)
+    links = pa.Table.from_pandas(lnk[list(_ASM_LINKS)], preserve_index=False)
+    a_at = np.full(n_t + n_l, -1, dtype=np.int64)
+    a_at[a_t] = np.arange(len(a_t))
+    b_at, adj_at = index(np.concatenate([link, np.full(n_l, -1)])), index(a_at)
+    # the gathers (one cache miss per value where the sides are in different orders) on both cores
+    taken = {**{new: pool.submit(ledger[old].take, l_at) for old, new in _ASM_LEDGER.items()},
+             **{c: pool.submit(links[c].take, b_at) for c in _ASM_LINKS},
+             **{c: pool.submit(adj[c].take, adj_at) for c in _ASM_ADJ}}
+    cols: dict[str, Any] = {new: taken[new].result() for new in _ASM_LEDGER.values()}
+    cols["lpos"] = l_at
+    cols |= {new: widen(transfers[old]) for old, new in _ASM_TRANSFERS.items()}
+    cols["tpos"] = index(np.concatenate([np.arange(n_t), np.full(n_l, -1)]))
+    cols |= {c: taken[c].result() for c in (*_ASM_LINKS, *_ASM_ADJ)}
+    return pa.table(cols)
 
 
 #: a result this large (Arrow bytes) gives DuckDB's memory back during the call and after it
@@ -267,11 +347,11 @@ def _release(alone: bool) -> None:
 
 
 def _candidates(con: duckdb.DuckDBPyConnection, ledger: pd.DataFrame, transfers: pd.DataFrame,
-                pool: ThreadPoolExecutor) -> tuple[np.ndarray, np.ndarray, int, Future[bool]]:
-    """Positions (ascending) of the candidate ledger rows and transfers (see ``match_sql``), how many ledger
-    rows a transfer's key pairs with, and whether the transfer ids' hashes repeat (computed on ``pool``, next
-    to the statements that follow; if so, ``_check_ids`` decides). Raises ValueError on a missing or repeated
-    ledger id, or a missing transfer id.
+                pool: ThreadPoolExecutor) -> tuple[np.ndarray, np.ndarray, np.ndarray, Future[bool]]:
+    """Positions (ascending) of the candidate ledger rows and transfers (see ``match_sql``), per transfer the
+    position of the ledger row its key names (-1: none), and whether the transfer ids' hashes repeat (computed
+    on ``pool``, next to the statements that follow; if so, ``_check_ids`` decides). Raises ValueError on a
+    missing or repeated ledger id, or a missing transfer id.
 
     From the key join's positions alone (``STRUCTURE``), counted: a transfer on two rows names a repeated
     ledger id; a ledger row on two rows is paid more than once."""
@@ -286,10 +366,11 @@ def _candidates(con: duckdb.DuckDBPyConnection, ledger: pd.DataFrame, transfers:
     if per_t.max(initial=0) > 1 or lid.isna().any() or tid.isna().any() or lid.iloc[lone_l].duplicated().any():
         _check_ids(lid, tid)
     tid_repeats = pool.submit(_repeats, ht[on_t])
+    key_l = np.full(len(transfers), -1, dtype=np.int64)
+    key_l[tp[pair]] = lp[pair]
     dup_l = per_l > 1
     dup_t = tp[pair][dup_l[lp[pair]]]
-    return (np.union1d(lone_l, np.flatnonzero(dup_l)), np.union1d(lone_t, dup_t),
-            int(np.count_nonzero(per_l)), tid_repeats)
+    return np.union1d(lone_l, np.flatnonzero(dup_l)), np.union1d(lone_t, dup_t), key_l, tid_repeats
 
 
 def _check_ids(lid: pd.Series, tid: pd.Series) -> None:

@@ -1,16 +1,17 @@
 """The SQL of :mod:`payops.reconcile.match` (DuckDB): views, key structure, fallback rounds, classification, text.
 
 ``macros()`` and ``views()`` are created once per database. The other statements run in this order on one
-cursor (``ledger_in``, ``transfers_in``, ``links_in`` registered, each
-with its row position ``_pos``; ``ledger_c``, ``transfers_c``: the *candidate* rows, see below; ``ldp``: the
-destination payments swept by ≥2 payouts, only when there are some):
+cursor (``ledger_in``, ``transfers_in``, ``links_in`` registered, each with its row position ``_pos``;
+``ledger_c``, ``transfers_c``: the *candidate* rows, see below):
 
 1. ``STRUCTURE``: the key join on row positions only (which ledger row each transfer's key names) and the
-   transfer ids' hashes — ``match`` counts them (numpy) for the uniqueness checks and the candidates;
+   transfer ids' hashes — ``match`` counts them (numpy) for the uniqueness checks and the candidates, and
+   keeps the positions: this is the only key join; ``PAYOUT_LINKS`` (transfer → payout link, by position)
+   runs next to it on a cursor of its own;
 2. over the candidates only: ``GROUPS`` (``g``, their keys), ``DUP``, ``LEFTOVERS``, then ``FALLBACK_ROUND``
    until it inserts nothing, then ``ADJ`` (by transfer position: the duplicates' ranks and the fallback pairs);
-3. ``final_sql()``: one streaming query — transfers keyed (or fallback-paired) to ledger rows by a single
-   FULL OUTER JOIN, the payout chain, the category; no text;
+3. ``FINAL``: over ``asm`` — the result rows put together by position in ``match._assemble`` from 1. and 2.
+   (no join) — the category and the derived columns; no text;
 4. ``BREAKS_SQL``: reason and action of the rows that need one (``brk``: not MATCHED, or matched by the
    fallback), their inputs found by row position (``ledger_b``, ``transfers_b``).
 
@@ -77,7 +78,7 @@ GROUP BY key HAVING nl <> 1 OR nt <> 1 OR key IS NULL"""
 DUP = """
 CREATE TEMP TABLE dup AS
 SELECT Tc.tpos, row_number() OVER w AS dup_rk, count(*) OVER (PARTITION BY Tc.k) AS dup_n,
-       first_value(Tc.tid) OVER w AS dup_first
+       first_value(Tc.tid) OVER w AS dup_first, Tc.k AS dup_k
 FROM Tc SEMI JOIN (SELECT key AS k FROM g WHERE nl = 1 AND nt > 1) dk USING (k) JOIN Lc ON Lc.lid = Tc.k
 WINDOW w AS (PARTITION BY Tc.k ORDER BY (Tc.tid = Lc.manual_transfer_id) IS TRUE DESC,
              (Tc.tid = Lc.ledger_transfer_id) IS TRUE DESC, Tc.created, Tc.tid)
@@ -85,18 +86,18 @@ WINDOW w AS (PARTITION BY Tc.k ORDER BY (Tc.tid = Lc.manual_transfer_id) IS TRUE
 
 # ledger rows no transfer keys to; transfers whose key names no ledger row (duplicates' extras always do)
 LEFTOVERS = [
-    """CREATE TEMP TABLE la AS SELECT lid, l_dest, l_cur, l_amount, expected_at
+    """CREATE TEMP TABLE la AS SELECT lid, lpos, l_dest, l_cur, l_amount, expected_at
 FROM Lc SEMI JOIN (SELECT key AS lid FROM g WHERE nl = 1 AND nt = 0) USING (lid)""",
     """CREATE TEMP TABLE ta AS SELECT tid, tpos, t_dest, t_cur, t_amount, created
 FROM Tc LEFT JOIN (SELECT key FROM g WHERE nl = 0) gk ON gk.key = Tc.k
 WHERE t_dest IS NOT NULL AND (Tc.k IS NULL OR gk.key IS NOT NULL)""",
-    "CREATE TEMP TABLE fb (lid VARCHAR, tid VARCHAR, tpos BIGINT)",
+    "CREATE TEMP TABLE fb (lid VARCHAR, lpos BIGINT, tid VARCHAR, tpos BIGINT)",
 ]
 
 FALLBACK_ROUND = """
 INSERT INTO fb
-SELECT lid, tid, tpos FROM (
-    SELECT la.lid, ta.tid, ta.tpos,
+SELECT lid, lpos, tid, tpos FROM (
+    SELECT la.lid, la.lpos, ta.tid, ta.tpos,
         row_number() OVER (PARTITION BY la.lid ORDER BY abs(epoch(ta.created) - epoch(la.expected_at)), ta.tid) AS r1,
         row_number() OVER (PARTITION BY ta.tid ORDER BY abs(epoch(ta.created) - epoch(la.expected_at)), la.lid) AS r2
     FROM la JOIN ta ON la.l_dest = ta.t_dest AND la.l_cur = ta.t_cur AND la.l_amount = ta.t_amount
@@ -106,19 +107,20 @@ SELECT lid, tid, tpos FROM (
 """
 
 #: per transfer position: its rank in a duplicate group, or the ledger row the fallback paired it with
-ADJ = """CREATE TEMP TABLE adj AS SELECT tpos, dup_rk, dup_n, dup_first, NULL::VARCHAR AS fb_lid FROM dup
-UNION ALL SELECT tpos, NULL, NULL, NULL, lid FROM fb"""
+ADJ = """CREATE TEMP TABLE adj AS SELECT tpos, dup_rk, dup_n, dup_first, dup_k, NULL::VARCHAR AS fb_lid,
+    NULL::BIGINT AS fb_lpos FROM dup
+UNION ALL SELECT tpos, NULL, NULL, NULL, NULL, lid, lpos FROM fb"""
 
-_LINK_COLS = "destination_payment AS dp, payout_id, payout_status, arrival_date, failure_code"
-# the payout per destination payment: the only one, else a paid one over a failed one (Stripe re-sweeps)
-_LINKS_UNIQUE = f"(SELECT {_LINK_COLS} FROM links_in WHERE destination_payment IS NOT NULL)"
-_LINKS_BEST = f"""(SELECT {_LINK_COLS} FROM links_in ANTI JOIN ldp ON ldp.dp = links_in.destination_payment
-    WHERE destination_payment IS NOT NULL
-UNION ALL
-SELECT {_LINK_COLS} FROM links_in SEMI JOIN ldp ON ldp.dp = links_in.destination_payment
-QUALIFY row_number() OVER (PARTITION BY destination_payment ORDER BY
-    CASE payout_status WHEN 'paid' THEN 0 WHEN 'in_transit' THEN 1 WHEN 'pending' THEN 2 ELSE 3 END,
-    arrival_date DESC NULLS LAST, payout_id) = 1)"""
+#: every (transfer, payout link) pair sharing a destination payment, by row position; a transfer on two rows
+#: had its funds swept by two payouts (Stripe re-sweeps what a failed payout returned): ``match`` picks one
+PAYOUT_LINKS = """SELECT t._pos AS tp, b._pos AS bp
+FROM (SELECT destination_payment, _pos FROM transfers_in WHERE destination_payment IS NOT NULL) t
+JOIN (SELECT destination_payment, _pos FROM links_in WHERE destination_payment IS NOT NULL) b
+    ON b.destination_payment = t.destination_payment"""
+
+#: of two payouts sweeping one destination payment, the one that counts: paid over in transit over pending over
+#: failed/canceled, then the latest arrival, then the payout id
+PAYOUT_RANK = {"paid": 0, "in_transit": 1, "pending": 2}
 
 CATEGORY_SQL = """CASE
     WHEN tid IS NULL THEN 'MISSING_IN_STRIPE'
@@ -209,45 +211,33 @@ ACTION_SQL = """CASE category
     END"""
 
 
-def final_sql(unique_links: bool) -> str:
-    """Every result row: transfers joined to ledger rows by key (first of a duplicate group) or fallback pair.
-
-    ``unique_links``: no destination payment is in ``ldp`` (a registered frame of those swept by ≥2 payouts).
-    No text: ``_text`` marks the rows that need a reason (``BREAKS_SQL``, run on those rows only: its large
-    CASEs cost per vector, however few of its rows take them), and every row carries its input rows'
-    positions (``_lpos``, ``_tpos``) to find their inputs.
-    """
-    links = _LINKS_UNIQUE if unique_links else _LINKS_BEST
-    return f"""
-WITH tt AS (
-    SELECT T.*, a.dup_rk, a.dup_n, a.dup_first, a.fb_lid,
-        coalesce(a.fb_lid, CASE WHEN coalesce(a.dup_rk, 1) = 1 THEN T.k END) AS jk
-    FROM T LEFT JOIN adj a ON a.tpos = T.tpos
-), c AS (
-    SELECT L.*, tt.*, tt.t_amount - tt.amount_reversed AS net,
-        CASE WHEN tt.fb_lid IS NOT NULL THEN 'fallback'
-             WHEN tt.tid IS NOT NULL AND (L.lid IS NOT NULL OR tt.dup_rk > 1) THEN 'key' ELSE 'none' END AS confidence,
-        b.payout_id, b.payout_status, b.arrival_date, b.failure_code
-    FROM L FULL OUTER JOIN tt ON L.lid = tt.jk
-    LEFT JOIN {links} b ON b.dp = tt.destination_payment
+#: the computed result columns of every row of ``asm``, in its order: one row per transfer (in input order) and
+#: one per ledger row nothing paired with, each carrying the columns of its ledger row (by the pair's position),
+#: transfer, payout link and ``adj`` row — put together by position in ``match._assemble``, so the key join runs
+#: once (``STRUCTURE``); the columns passed through unchanged (``match.PASS_THROUGH``) are taken from ``asm`` as
+#: they are. No text: ``_text`` marks the rows that need a reason (``BREAKS_SQL``, run on those rows only: its
+#: large CASEs cost per vector, however few of its rows take them).
+FINAL = f"""
+WITH c AS (
+    SELECT *, t_amount - amount_reversed AS net,
+        CASE WHEN fb_lid IS NOT NULL THEN 'fallback'
+             WHEN tid IS NOT NULL AND (lid IS NOT NULL OR dup_rk > 1) THEN 'key' ELSE 'none' END AS confidence
+    FROM asm
 ), k AS (
     SELECT c.*, {CATEGORY_SQL} AS category FROM c
 )
 SELECT category,
-    coalesce(lid, CASE WHEN dup_rk > 1 THEN k END) AS ledger_payout_id,
-    tid AS transfer_id, payout_id, studio_id,
+    coalesce(lid, CASE WHEN dup_rk > 1 THEN dup_k END) AS ledger_payout_id,
     coalesce(l_dest, t_dest) AS destination,
     coalesce(l_cur, t_cur) AS currency,
-    l_amount AS ledger_amount,
     net AS stripe_amount,
     CASE WHEN lid IS NOT NULL AND tid IS NOT NULL AND l_cur = t_cur THEN net - l_amount END AS difference,
     confidence,
     coalesce(source, '—') AS source,
-    run_id, t_cur AS stripe_currency, CASE WHEN dup_n >= 2 THEN dup_first END AS duplicate_of,
-    created AS transfer_created, expected_at, payout_status, arrival_date, failure_code,
+    CASE WHEN dup_n >= 2 THEN dup_first END AS duplicate_of,
     coalesce(tid IS NOT NULL AND payout_status = 'paid' AND coalesce(arrival_date < $cend, true) AND net > 0, false)
         AS reached_bank,
-    category <> 'MATCHED' OR confidence = 'fallback' AS _text, lpos AS _lpos, tpos AS _tpos
+    category <> 'MATCHED' OR confidence = 'fallback' AS _text
 FROM k
 """
 
