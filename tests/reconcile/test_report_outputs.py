@@ -92,6 +92,20 @@ def test_charts(planted) -> None:  # type: ignore[no-untyped-def]
     assert len(fig.axes[0].patches) == len(report.AGE_BUCKETS)
 
 
+def test_count_charts_have_whole_ticks_and_room_for_labels(planted) -> None:  # type: ignore[no-untyped-def]
+    """Seen in the report's screenshot: ticks at 0.5 breaks, and the tallest aging bar's label on the title."""
+    _, res = planted
+    by_cat = report.chart_breaks_by_category(res).axes[0]
+    by_cat.figure.canvas.draw()
+    xticks = [t for t in by_cat.get_xticks() if by_cat.get_xlim()[0] <= t <= by_cat.get_xlim()[1]]
+    assert xticks and all(float(t).is_integer() for t in xticks), xticks
+    assert by_cat.get_xlim()[1] > max(p.get_width() for p in by_cat.patches)
+    aging = report.chart_break_aging(report.break_list(res)).axes[0]
+    tallest = max(p.get_height() for p in aging.patches)
+    assert aging.get_ylim()[1] >= tallest * 1.1
+    assert all(float(t).is_integer() for t in aging.get_yticks())
+
+
 def test_export_writes_and_refuses_to_overwrite(planted, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     _, res = planted
     paths = report.export(res, tmp_path / "out", as_of=date(2024, 4, 10))

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from payops.money import CURRENCY_EXPONENT, Money, MoneyError
 from payops.reconcile.match import ReconResult, break_key
@@ -171,6 +172,8 @@ def chart_breaks_by_category(result: ReconResult) -> Figure:
     ax.barh(list(counts.index), counts.to_numpy())
     for y, v in enumerate(counts.to_numpy()):
         ax.annotate(str(int(v)), (v, y), xytext=(3, 0), textcoords="offset points", va="center")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.5 ticks
+    ax.margins(x=0.08)  # room for the last bar's label
     ax.set_xlabel("breaks")
     ax.set_title(f"Breaks by category ({int(counts.sum())} in {result.config.period_from} – {result.config.period_to})")
     fig.tight_layout()
@@ -211,6 +214,8 @@ def chart_break_aging(breaks: pd.DataFrame) -> Figure:
     ax.bar([label for label, _, _ in AGE_BUCKETS], counts, color="#c0504d")
     for x, v in enumerate(counts):
         ax.annotate(str(v), (x, v), xytext=(0, 3), textcoords="offset points", ha="center")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(0, max(max(counts), 1) * 1.15)  # the tallest bar's label below the title
     ax.set_ylabel("open breaks")
     ax.set_title("Break aging (days since first seen)")
     fig.tight_layout()
