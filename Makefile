@@ -6,10 +6,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SANDBOX_PORT ?= 12111
 PYTEST_ARGS ?=
+CHROMIUM ?= /usr/bin/chromium
+APT_CHROMIUM := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install demo test test-nb lint bench sandbox clean
+.PHONY: help install browser demo test test-nb lint bench sandbox clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -22,10 +24,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install payops (editable) with its dev tools
 
+browser: ## Debian's chromium for the report's browser test (apt-get as root; never a browser download)
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium (the report's browser test)"; \
+	    $(APT_CHROMIUM) || { apt-get update -q >/dev/null && $(APT_CHROMIUM); } \
+	      || { echo "apt-get could not install chromium: the browser test will skip (fail under CI=true)"; test "$$CI" != true; }; \
+	  else echo "no $(CHROMIUM) and no root apt-get: the browser test will skip (fail under CI=true)"; fi; }
+
 demo: install ## run the manual payout SOP end to end offline (sandbox + SQLite + local Slack/SMTP)
 	$(PY) -m payops.demo
 
-test: install ## run every test (unit, database on SQLite and PostgreSQL, notebooks via nbval, e2e)
+test: install browser ## run every test (unit, database on SQLite and PostgreSQL, notebooks via nbval, e2e)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-nb: install ## execute the runbook notebooks against the sandbox and validate them with nbval

@@ -26,6 +26,16 @@ OPS_APPROVER = "bbbbbbbb-0000-4000-8000-000000000002"
 FINANCE_APPROVER = "cccccccc-0000-4000-8000-000000000003"
 
 
+@pytest.fixture(scope="session")
+def in_ci() -> bool:
+    """``CI=true``: a missing service or browser is a failure, not a skip.
+
+    A fixture, not an import: test modules cannot ``from conftest import`` reliably, since each directory's
+    conftest.py is loaded as a module named ``conftest`` and the last one loaded wins.
+    """
+    return IN_CI
+
+
 def _pg_problem() -> str | None:
     try:
         eng = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
