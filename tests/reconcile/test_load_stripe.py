@@ -124,3 +124,52 @@ def pd_isna(v: object) -> bool:
     import pandas as pd
 
     return bool(pd.isna(v))
+
+
+def test_recorded_transfers_outside_the_window_are_fetched_by_id() -> None:
+    """What the ledger says it paid with, paid after the cut-off (or before the period), is pulled by id with
+    its payout; an id Stripe does not know is counted; one already in the window is not fetched twice."""
+    from payops.reconcile.load_stripe import window
+    from payops.sandbox.payouts import record_payout
+
+    account = "acct_recon_late"
+    config = ReconConfig(date(2026, 9, 1), date(2026, 9, 30))
+    lo, hi = window(config)
+    with start_sandbox(seed="none", rate_limit=0) as sb:
+        sb.control("POST", "accounts", {"id": account, "payout_interval": "manual"})
+        state = sb.sandbox.state
+        with state.lock:
+            made = {name: record_transfer(state, amount=1_000 + i, currency="cad", destination=account, created=at,
+                                          metadata={"ledger_payout_id": f"lp-{name}"}, transfer_group=f"lp-{name}")
+                    for i, (name, at) in enumerate((("inside", lo + 5 * DAY), ("late", hi + 20 * DAY),
+                                                    ("early", lo - 10 * DAY)))}
+            late_txn = state.unswept.pop(f"{account}|cad")[1]  # the late transfer's destination payment only
+            po = record_payout(state, None, account=account, amount=1_001, currency="cad", automatic=True,
+                               created=hi + 21 * DAY, delay=0, arrival_date=hi + 22 * DAY, sweep=[late_txn],
+                               schedule=False)
+            po.update(status="paid")
+        ids = {name: tr["id"] for name, tr in made.items()}
+        plain, _ = load_stripe(sb.client, config, None, progress=False, max_rps=None)
+        sb.sandbox.requests.clear()
+        transfers, links = load_stripe(sb.client, config, None, progress=False, max_rps=None,
+                                       recorded=[ids["inside"], ids["late"], ids["early"], "tr_not_in_stripe"])
+        by_id = [r["path"] for r in sb.sandbox.requests if r["path"].startswith("/v1/transfers/")]
+
+    assert plain["transfer_id"].tolist() == [ids["inside"]]
+    assert sorted(transfers["transfer_id"]) == sorted(ids.values()) and transfers["transfer_id"].is_unique
+    assert sorted(by_id) == sorted(f"/v1/transfers/{t}" for t in (ids["late"], ids["early"], "tr_not_in_stripe"))
+    stats = transfers.attrs["pull_stats"]
+    assert (stats["recorded_found"], stats["recorded_not_found"]) == (2, 1)
+    late_py = made["late"]["destination_payment"]
+    assert links.loc[links["destination_payment"] == late_py, ["payout_id", "payout_status"]].values.tolist() == [
+        [po["id"], "paid"]]
+
+
+def test_recorded_transfer_ids_take_both_the_ledger_and_the_manual_transfer() -> None:
+    import pandas as pd
+
+    from payops.reconcile.load_stripe import recorded_transfer_ids
+
+    ledger = pd.DataFrame({"ledger_transfer_id": pd.array(["tr_auto", None, "tr_b"], dtype="string"),
+                           "manual_transfer_id": pd.array(["tr_manual", "tr_b", None], dtype="string")})
+    assert recorded_transfer_ids(ledger) == ["tr_auto", "tr_b", "tr_manual"]

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,35 @@ def test_recon_cli_finds_planted_breaks(recon_env) -> None:  # type: ignore[no-u
     assert res.exit_code == 0, res.output
     res = CliRunner().invoke(app, ["recon", "breaks", rid, "--format", "json"])
     assert res.exit_code == 0 and json.loads(res.output)["run_id"] == rid
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
+def test_a_payout_made_after_the_cut_off_is_timing_not_missing(recon_env) -> None:  # type: ignore[no-untyped-def]
+    """The 2026-11-15 cycle failed; Ops pay Studio A's payout by hand today, after the period's cut-off. The
+    ledger records the transfer; the period's pull cannot see it, so it is fetched by id: the break is
+    TIMING_IN_TRANSIT ("created today, after the period end"), not a MISSING_IN_STRIPE to chase."""
+    from sqlalchemy import update
+
+    from payops.db import session_scope
+    from payops.db.models import LedgerPayout
+    from payops.reconcile.load_ledger import load_ledger
+    from payops.reconcile.schema import ReconConfig
+
+    lp = dd.REHEARSAL_LEDGER_PAYOUT_ID
+    ledger = load_ledger("db", ReconConfig(*map(date.fromisoformat, ARGS[2::2])), recon_env.settings)
+    row = ledger.set_index("ledger_payout_id").loc[lp]
+    tr = recon_env.sandbox.client().v1.transfers.create(params={
+        "amount": int(row["amount"]), "currency": str(row["currency"]).lower(), "destination": str(row["destination"]),
+        "transfer_group": lp, "metadata": {"ledger_payout_id": lp, "source": "payops-manual-fallback"}})
+    with session_scope(recon_env.settings) as s:
+        s.execute(update(LedgerPayout).where(LedgerPayout.id == lp)
+                  .values(stripe_transfer_id=tr.id, status="transferred"))
+
+    code, out = _invoke("--max-unexplained", "100")
+    assert code == 0, out
+    found = [b for b in store.breaks_of(store.latest_run_id()) if b["ledger_payout_id"] == lp]
+    assert [(b["category"], b["transfer_id"]) for b in found] == [("TIMING_IN_TRANSIT", tr.id)], found
+    assert "after the period end 2026-11-30" in found[0]["reason"], found[0]
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -14,6 +14,12 @@
    window (``Stripe-Account`` header), and for each payout the balance transactions it settled
    (``balance_transactions.list(payout=po_…)``): each ``py_…`` source is a link row.
 
+3. the transfers the ledger records (``recorded``: ``ledger_transfer_id`` / ``manual_transfer_id``) that the
+   window did not return — typically a manual fallback paid after the cut-off, or a transfer made before the
+   period — are retrieved by id, with their accounts' payouts from their ``created`` on: a transfer paid late is
+   then a fact (TIMING_IN_TRANSIT, "created …, after the period end"), not a MISSING_IN_STRIPE to chase by
+   hand; an id Stripe does not know (404) stays missing and is counted (``recorded_not_found``).
+
 Raw pages are cached as JSON under ``cache_dir`` (``transfers/<lo>_<hi>.json``,
 ``payouts/<po_…>.json``). A cached transfer slice is reused when it was pulled at least
 ``cutoff_margin_days`` after its end (nothing new can land in it) and it is not the most recent slice,
@@ -111,6 +117,8 @@ class PullStats:
     transfers: int = 0
     payouts: int = 0
     links: int = 0
+    recorded_found: int = 0  # transfers the ledger records, outside the window, retrieved by id
+    recorded_not_found: int = 0  # ... that Stripe does not have (404)
     seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -221,6 +229,31 @@ def pull_transfers(client_factory: ClientFactory, lo: int, hi: int, *, slices: i
     return sorted(seen.values(), key=lambda o: (-int(o["created"]), o["id"]))
 
 
+def pull_recorded(client_factory: ClientFactory, ids: Iterable[str], *, threads: int = DEFAULT_THREADS,
+                  max_rps: float | None = DEFAULT_MAX_RPS, stats: PullStats | None = None) -> list[dict[str, Any]]:
+    """``GET /v1/transfers/{id}`` for each of ``ids`` (once each); the ones Stripe does not have (404) are left
+    out and counted in ``stats.recorded_not_found``. Any other error is raised."""
+    stats = stats or PullStats()
+    puller = _Puller(client_factory, max_rps, stats, None)
+
+    def one(tid: str) -> dict[str, Any] | None:
+        try:
+            return puller.call(lambda c: c.v1.transfers.retrieve(tid))
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                stats.add(recorded_not_found=1)
+                return None
+            raise
+
+    t0 = time.monotonic()
+    wanted = sorted({i for i in ids if isinstance(i, str) and i.startswith("tr_")})
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(wanted) or 1)), thread_name_prefix="recon-ids") as pool:
+        found = [o for o in pool.map(one, wanted) if o is not None]
+    stats.add(recorded_found=len(found))
+    stats.seconds += time.monotonic() - t0
+    return found
+
+
 # --- payouts and the balance transactions they settled ---------------------------------------------------
 def pull_payout_links(client_factory: ClientFactory, accounts: Iterable[str], lo: int, hi: int, *,
                       threads: int = DEFAULT_THREADS, cache_dir: Path | None = None,
@@ -320,24 +353,50 @@ def links_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 def load_stripe(client_factory: ClientFactory, config: ReconConfig, cache_dir: Path | None,
                 progress: bool = True, *, threads: int = DEFAULT_THREADS, slices: int | None = None,
-                max_rps: float | None = DEFAULT_MAX_RPS) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Transfers in the period plus the cut-off margin, and the payout links of their accounts.
+                max_rps: float | None = DEFAULT_MAX_RPS,
+                recorded: Iterable[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Transfers in the period plus the cut-off margin, and the payout links of their accounts; plus the
+    ``recorded`` transfer ids (what the ledger says it paid with) outside that window, by id (step 3 above).
 
     ``transfers.attrs["pull_stats"]`` holds the :class:`PullStats` of the pull.
     """
     lo, hi = window(config)
     stats = PullStats()
     days = max(1, (hi - lo) // 86400)
+    lookahead = int(PAYOUT_LOOKAHEAD.total_seconds())
     objs = pull_transfers(client_factory, lo, hi, slices=slices or min(32, max(threads, days // 7)),
                           threads=threads, cache_dir=cache_dir, seal_after=config.cutoff_margin_days * 86400,
                           max_rps=max_rps, progress=progress, stats=stats)
-    transfers = transfers_frame(objs)
+    pulled = {o["id"] for o in objs}
+    extra = pull_recorded(client_factory, (i for i in recorded if i not in pulled), threads=threads,
+                          max_rps=max_rps, stats=stats)
+    transfers = transfers_frame(objs + extra)  # extra: only ids the window did not return
     accounts = [a for a in transfers["destination"].dropna().unique().tolist() if a]
-    links = pull_payout_links(client_factory, accounts, lo, hi + int(PAYOUT_LOOKAHEAD.total_seconds()),
-                              threads=threads, cache_dir=cache_dir, max_rps=max_rps, progress=progress,
-                              stats=stats)
+    links = pull_payout_links(client_factory, accounts, lo, hi + lookahead, threads=threads, cache_dir=cache_dir,
+                              max_rps=max_rps, progress=progress, stats=stats)
+    created: dict[str, list[int]] = {}  # the late/early transfers' accounts: payouts from their created on
+    for o in extra:
+        if o.get("destination"):
+            created.setdefault(o["destination"], []).append(int(o["created"]))
+    side = PullStats()  # payouts already counted above may come again: only the requests are added
+    for account, times in sorted(created.items()):
+        links += pull_payout_links(client_factory, [account], min(times), max(times) + lookahead, threads=threads,
+                                   cache_dir=cache_dir, max_rps=max_rps, progress=False, stats=side)
+    links = list({(r["destination_payment"], r["payout_id"]): r for r in links}.values())
+    stats.add(requests=side.requests, retries=side.retries)
+    stats.seconds += side.seconds
+    stats.links = len(links)
     transfers.attrs["pull_stats"] = stats.as_dict()
     return transfers, links_frame(links)
+
+
+def recorded_transfer_ids(ledger: pd.DataFrame) -> list[str]:
+    """The transfer ids a ledger frame says it paid with (``ledger_transfer_id``, ``manual_transfer_id``)."""
+    ids: set[str] = set()
+    for col in ("ledger_transfer_id", "manual_transfer_id"):
+        if col in ledger:
+            ids.update(str(v) for v in ledger[col].dropna())
+    return sorted(ids)
 
 
 def load_stripe_csv(path: Path | str) -> tuple[pd.DataFrame, pd.DataFrame]:
