@@ -11,7 +11,7 @@ import pytest
 from payops import demo_data as dd
 from payops.db.seed import seed_ledger
 from payops.errors import ParamsInvalid
-from payops.reconcile.load_ledger import load_ledger
+from payops.reconcile.load_ledger import load_ledger, load_ledger_ids, other_period_keys
 from payops.reconcile.schema import LEDGER_COLUMNS, ReconConfig
 
 pytestmark = pytest.mark.db
@@ -57,6 +57,37 @@ def test_ledger_csv_and_parquet_roundtrip(migrated_db: str, tmp_path: Path) -> N
         got = load_ledger(str(path), PERIOD)
         pd.testing.assert_frame_equal(got.sort_values("ledger_payout_id").reset_index(drop=True),
                                       df.sort_values("ledger_payout_id").reset_index(drop=True))
+
+
+def test_ledger_rows_by_id_whatever_their_period(migrated_db: str, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rows a period's transfers name from other periods come by id, with the period's own columns."""
+    seed_ledger()
+    nov = ReconConfig(date(2026, 11, 16), date(2026, 11, 30))
+    assert dd.REHEARSAL_LEDGER_PAYOUT_ID not in set(load_ledger("db", nov)["ledger_payout_id"])
+    whole = load_ledger("db", PERIOD).set_index("ledger_payout_id")
+    wanted = [dd.REHEARSAL_LEDGER_PAYOUT_ID, dd.RECON_REVERSED_LEDGER_ID, "not-a-ledger-id", ""]
+    got = load_ledger_ids("db", wanted, nov)
+    assert _dtypes(got) == dict(LEDGER_COLUMNS)
+    assert sorted(got["ledger_payout_id"]) == sorted(wanted[:2])
+    pd.testing.assert_frame_equal(got.set_index("ledger_payout_id").sort_index(), whole.loc[sorted(wanted[:2])])
+    assert load_ledger_ids("db", [], nov).empty and load_ledger_ids("db", [None, " "], nov).empty  # type: ignore[list-item]
+    # more ids than one IN (...) takes: every chunk is asked
+    monkeypatch.setattr("payops.reconcile.load_ledger.ID_CHUNK", 1)
+    assert sorted(load_ledger_ids("db", wanted, nov)["ledger_payout_id"]) == sorted(wanted[:2])
+    csv = tmp_path / "ledger.csv"
+    whole.reset_index().to_csv(csv, index=False)
+    assert sorted(load_ledger_ids(str(csv), wanted, nov)["ledger_payout_id"]) == sorted(wanted[:2])
+
+
+def test_other_period_keys_are_the_named_ids_the_ledger_lacks() -> None:
+    ledger = pd.DataFrame({"ledger_payout_id": pd.array(["lp-1", "lp-2"], dtype="string")})
+    transfers = pd.DataFrame({
+        "ledger_payout_id": pd.array(["lp-1", "lp-9", None, "", None], dtype="string"),
+        "transfer_group": pd.array(["lp-1", "lp-9", "lp-8", " lp-7 ", None], dtype="string"),
+    })
+    assert other_period_keys(transfers, ledger) == ["lp-7", "lp-8", "lp-9"]
+    assert other_period_keys(transfers.iloc[:0], ledger) == []
 
 
 def _export(tmp_path: Path, **changes: object) -> pd.DataFrame:

@@ -226,3 +226,39 @@ def test_resweep_pick_does_not_depend_on_link_order(order: tuple[int, ...]) -> N
     assert res.loc["tr_1", "payout_id"] == "po_c" and res.loc["tr_1", "category"] == "MATCHED"
     assert res.loc["tr_2", "payout_id"] == "po_tr_2" and res.loc["tr_2", "category"] == "PAYOUT_FAILED"
     assert len(res) == 2
+
+
+# --- ledger payouts of other periods -----------------------------------------------------------------
+FEB = T0 - timedelta(days=29)  # 2024-02-15: a cycle of the previous period
+
+
+def test_a_previous_periods_payout_paid_in_this_one_is_matched_and_says_so() -> None:
+    late = [tr("tr_late", key="lp_feb")]
+    alone = reconcile(ledger_frame([led()]), transfer_frame([tr(), *late]), link_frame([link(), link("tr_late")]),
+                      CFG).results.set_index("transfer_id")
+    assert alone.loc["tr_late", "category"] == "MISSING_IN_LEDGER"
+    other = ledger_frame([led("lp_feb", expected_at=FEB, run_id="run_feb")])
+    r = reconcile(ledger_frame([led()]), transfer_frame([tr(), *late]), link_frame([link(), link("tr_late")]), CFG,
+                  other_period=other).results.set_index("transfer_id")
+    assert len(r) == 2 and r.loc["tr_late", "category"] == "MATCHED"
+    assert r.loc["tr_late", "ledger_payout_id"] == "lp_feb" and r.loc["tr_late", "run_id"] == "run_feb"
+    assert r.loc["tr_late", "reason"] == ("the ledger payout belongs to an earlier period (expected 2024-02-15), "
+                                          "paid in this one")
+    assert pd.isna(r.loc["tr_1", "reason"])  # the period's own rows are untouched
+
+
+def test_another_periods_payout_keeps_its_break_and_its_reason_says_which_period() -> None:
+    other = ledger_frame([led("lp_apr", amount=12_000, expected_at=T0 + timedelta(days=31))])
+    r = reconcile(ledger_frame([led()]), transfer_frame([tr(), tr("tr_early", key="lp_apr")]),
+                  link_frame([link(), link("tr_early")]), CFG, other_period=other).results.set_index("transfer_id")
+    row = r.loc["tr_early"]
+    assert row["category"] == "AMOUNT_MISMATCH" and row["difference"] == -2_000
+    assert row["reason"].startswith("Stripe moved 100.00 CAD, ledger says 120.00 CAD")
+    assert row["reason"].endswith("; the ledger payout belongs to a later period (expected 2024-04-15), paid in "
+                                  "this one")
+
+
+def test_other_period_rows_the_ledger_already_has_are_not_doubled() -> None:
+    ledger = ledger_frame([led()])
+    r = reconcile(ledger, transfer_frame([tr()]), link_frame([link()]), CFG, other_period=ledger).results
+    assert r["category"].tolist() == ["MATCHED"] and pd.isna(r["reason"].iloc[0])

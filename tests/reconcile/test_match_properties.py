@@ -49,14 +49,25 @@ def frames(draw: st.DrawFn) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, R
                           "arrival_date": T0 + timedelta(days=draw(st.integers(0, 45))), "failure_code": None})
     cfg = ReconConfig(period_from=date(2024, 3, 1), period_to=date(2024, 3, 31),
                       tolerance=draw(st.sampled_from([0, 5, 200])), fallback_window_days=draw(st.integers(0, 5)))
-    return ledger_frame(ledger), transfer_frame(transfers), link_frame(links), cfg
+    # ledger payouts of February that some transfers may name (lp_n: the first id past the period's ledger)
+    other = [{
+        "ledger_payout_id": f"lp_{n_led + i}", "run_id": "run_feb", "studio_id": f"st_{n_led + i}",
+        "destination": draw(st.sampled_from(DESTS)), "amount": draw(st.sampled_from([100, 250, 1000])),
+        "currency": draw(st.sampled_from(CURRENCIES)), "expected_at": T0 - timedelta(days=draw(st.integers(1, 20))),
+    } for i in range(draw(st.integers(0, 1)))]
+    return ledger_frame(ledger), transfer_frame(transfers), link_frame(links), cfg, ledger_frame(other)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(frames())
 def test_every_row_once_and_totals_balance(data: tuple) -> None:
-    ledger, transfers, links, cfg = data
-    r = reconcile(ledger, transfers, links, cfg).results
+    period_ledger, transfers, links, cfg, other = data
+    r = reconcile(period_ledger, transfers, links, cfg, other_period=other).results
+    # the other period's rows count like the period's, and every row of theirs says which period it is of
+    ledger = pd.concat([period_ledger, other], ignore_index=True)
+    of_other = r["ledger_payout_id"].isin(set(other["ledger_payout_id"])).fillna(False).astype(bool)
+    assert r.loc[of_other, "reason"].str.contains(r"belongs to an earlier period \(expected 2024-02-\d\d\), paid "
+                                                  r"in this one$", regex=True).all()
 
     # every transfer exactly once
     assert Counter(r["transfer_id"].dropna()) == Counter(transfers["transfer_id"])

@@ -109,6 +109,38 @@ def test_a_payout_made_after_the_cut_off_is_timing_not_missing(recon_env) -> Non
     assert "after the period end 2026-11-30" in found[0]["reason"], found[0]
 
 
+@pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
+def test_the_next_periods_run_matches_a_late_payout_to_its_own_periods_ledger_row(recon_env) -> None:  # type: ignore[no-untyped-def]
+    """The same late manual payout, seen from the period it was paid in (2026-11-16 to today): the ledger row
+    belongs to the 2026-11-15 cycle, outside this period, so it is loaded by id and the transfer pairs with it
+    ("belongs to an earlier period") instead of being MISSING_IN_LEDGER; the report lists it."""
+    import pandas as pd
+
+    from payops.reconcile.load_ledger import load_ledger
+    from payops.reconcile.schema import ReconConfig
+
+    lp = dd.REHEARSAL_LEDGER_PAYOUT_ID
+    row = load_ledger("db", ReconConfig(*map(date.fromisoformat, ARGS[2::2])),
+                      recon_env.settings).set_index("ledger_payout_id").loc[lp]
+    tr = recon_env.sandbox.client().v1.transfers.create(params={
+        "amount": int(row["amount"]), "currency": str(row["currency"]).lower(), "destination": str(row["destination"]),
+        "transfer_group": lp, "metadata": {"ledger_payout_id": lp, "source": "payops-manual-fallback"}})
+
+    res = CliRunner().invoke(app, ["recon", "--from", "2026-11-16", "--to", date.today().isoformat(),
+                                   "--max-unexplained", "100"])
+    assert res.exit_code == 0, res.output
+    # the transfer was made a moment ago: no payout has swept it yet, so it is in transit — of the right payout
+    found = [b for b in store.breaks_of(store.latest_run_id()) if b["transfer_id"] == tr.id]
+    assert [(b["category"], b["ledger_payout_id"]) for b in found] == [("TIMING_IN_TRANSIT", lp)], found
+    assert found[0]["reason"].endswith("; the ledger payout belongs to an earlier period (expected 2026-11-15), "
+                                       "paid in this one"), found[0]["reason"]
+    folder = Path(re.search(r"archive: (\S+)", res.output).group(1))  # type: ignore[union-attr]
+    matched = pd.read_csv(next(folder.rglob("matched.csv")), dtype=str)
+    assert matched.loc[matched["transfer_id"] == tr.id, "ledger_payout_id"].tolist() == [lp]
+    html = (folder / "payouts_vs_ledger.html").read_text()
+    assert "Ledger payouts of other periods paid in this one" in html and lp in html
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_recon_notebook_under_nbval(recon_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     params = validate_recon({"period_from": "2026-09-01", "period_to": "2026-11-30", "max_unexplained": 1000})

@@ -26,10 +26,15 @@
 
   A missing column, a non-integer amount or an unparseable timestamp raises ``ParamsInvalid``
   naming the column (field ``ledger.<column>``).
+
+``load_ledger_ids(source, ids, config, settings)`` returns, from the same source, the rows with those
+``ledger_payout_id`` whatever their period: the ledger payouts of other periods that the period's Stripe
+transfers name (``other_period_keys``) — a cycle paid after its cut-off is paid in the next period.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -53,6 +58,30 @@ def load_ledger(source: str, config: ReconConfig, settings: Settings | None = No
     else:
         frame = _from_file(Path(source))
     return in_period(conform(frame), config)
+
+
+def load_ledger_ids(source: str, ids: Iterable[str], config: ReconConfig,
+                    settings: Settings | None = None) -> pd.DataFrame:
+    """The ledger rows whose ``ledger_payout_id`` is in ``ids``, whatever their period (unknown ids: no row)."""
+    wanted = sorted({str(i) for i in ids if i is not None and str(i).strip()})
+    if not wanted:
+        return empty_ledger()
+    if source == "db":
+        frame = _from_db(config, settings or get_settings(), ids=wanted)
+    else:
+        frame = _from_file(Path(source))
+    frame = conform(frame)
+    return frame[frame["ledger_payout_id"].isin(wanted)].reset_index(drop=True)
+
+
+def other_period_keys(transfers: pd.DataFrame, ledger: pd.DataFrame) -> list[str]:
+    """The ledger ids the transfers name (``ledger_payout_id``, else ``transfer_group``) that are not in ``ledger``."""
+    if transfers.empty:
+        return []
+    key = transfers["ledger_payout_id"].astype("string").str.strip().replace("", pd.NA)
+    key = key.fillna(transfers["transfer_group"].astype("string").str.strip().replace("", pd.NA)).dropna()
+    known = set(ledger["ledger_payout_id"].dropna())
+    return sorted({str(k) for k in key.unique()} - known)
 
 
 def empty_ledger() -> pd.DataFrame:
@@ -86,13 +115,18 @@ def cycle_time(cycle: date, tz: str) -> datetime:
 
 
 # --- the database ----------------------------------------------------------------------------------
-def _from_db(config: ReconConfig, settings: Settings) -> pd.DataFrame:
+#: ids per ``IN (...)`` query when loading by id (well under SQLite's and PostgreSQL's bind limits)
+ID_CHUNK = 500
+
+
+def _from_db(config: ReconConfig, settings: Settings, ids: list[str] | None = None) -> pd.DataFrame:
+    """The period's ledger rows (with a day's margin each side; ``in_period`` cuts exactly), or the rows ``ids``."""
     from payops.db import session_scope
     from payops.db.models import LedgerPayout, ManualPayout, PayoutRun, Studio
 
     lo = datetime.combine(config.period_from - timedelta(days=1), time(0), tzinfo=UTC)
     hi = datetime.combine(config.period_to + timedelta(days=2), time(0), tzinfo=UTC)
-    stmt = (
+    base = (
         select(LedgerPayout.id, LedgerPayout.run_id, LedgerPayout.studio_id, Studio.stripe_account_id,
                LedgerPayout.net, LedgerPayout.currency, LedgerPayout.status, PayoutRun.cycle_date,
                LedgerPayout.created_at, LedgerPayout.stripe_transfer_id, ManualPayout.stripe_transfer_id)
@@ -100,18 +134,22 @@ def _from_db(config: ReconConfig, settings: Settings) -> pd.DataFrame:
         .outerjoin(PayoutRun, PayoutRun.id == LedgerPayout.run_id)
         .outerjoin(Studio, Studio.id == LedgerPayout.studio_id)
         .outerjoin(ManualPayout, ManualPayout.ledger_payout_id == LedgerPayout.id)
-        .where(or_(
+        .order_by(LedgerPayout.id)
+    )
+    if ids is None:
+        stmts = [base.where(or_(
             PayoutRun.cycle_date.between(config.period_from - timedelta(days=1),
                                          config.period_to + timedelta(days=1)),
             and_(PayoutRun.id.is_(None), LedgerPayout.created_at >= lo, LedgerPayout.created_at < hi),
-        ))
-        .order_by(LedgerPayout.id)
-    )
+        ))]
+    else:
+        stmts = [base.where(LedgerPayout.id.in_(ids[i:i + ID_CHUNK])) for i in range(0, len(ids), ID_CHUNK)]
     rows = []
     with session_scope(settings) as s:
-        for (lp_id, run_id, studio_id, dest, net, cur, status, cycle, created, tr_id, manual_tr) in s.execute(stmt):
-            expected = cycle_time(cycle, config.timezone) if cycle is not None else created
-            rows.append((lp_id, run_id, studio_id, dest, int(net), cur, status, expected, tr_id, manual_tr))
+        for stmt in stmts:
+            for (lp_id, run_id, studio_id, dest, net, cur, status, cycle, created, tr_id, manual_tr) in s.execute(stmt):
+                expected = cycle_time(cycle, config.timezone) if cycle is not None else created
+                rows.append((lp_id, run_id, studio_id, dest, int(net), cur, status, expected, tr_id, manual_tr))
     if not rows:
         return empty_ledger()
     return pd.DataFrame(rows, columns=list(LEDGER_COLUMNS))

@@ -147,18 +147,48 @@ def _conform(df: pd.DataFrame | None, columns: dict[str, str], name: str) -> pd.
 
 
 def reconcile(
-    ledger: pd.DataFrame, transfers: pd.DataFrame, links: pd.DataFrame | None, config: ReconConfig
+    ledger: pd.DataFrame, transfers: pd.DataFrame, links: pd.DataFrame | None, config: ReconConfig,
+    other_period: pd.DataFrame | None = None,
 ) -> ReconResult:
-    """Match and classify; see the module docstring. Inputs follow schema.*_COLUMNS (extra columns ignored)."""
+    """Match and classify; see the module docstring. Inputs follow schema.*_COLUMNS (extra columns ignored).
+
+    ``other_period``: ledger rows of other periods that the transfers name (``load_ledger.load_ledger_ids`` of
+    ``other_period_keys``) — a cycle paid after its own cut-off is paid in the next period. They are matched
+    like the period's rows (so the late transfer is MATCHED, or its own break, not MISSING_IN_LEDGER) and
+    their result rows say in ``reason`` which period the ledger payout belongs to."""
     pend, cend = period_bounds(config)
     params = {"tol": int(config.tolerance), "pend": pend, "cend": cend, "pto": config.period_to.isoformat(),
               "cto": (config.period_to + timedelta(days=config.cutoff_margin_days)).isoformat()}
+    led = _conform(ledger, LEDGER_COLUMNS, "ledger")
+    other = None
+    if other_period is not None and len(other_period):
+        other = _conform(other_period, LEDGER_COLUMNS, "other_period")
+        other = other[~other["ledger_payout_id"].isin(led["ledger_payout_id"].dropna())]
+        led = pd.concat([led, other], ignore_index=True).assign(_pos=np.arange(len(led) + len(other), dtype=np.int64))
     frames = {
-        "ledger_in": _conform(ledger, LEDGER_COLUMNS, "ledger"),
+        "ledger_in": led,
         "transfers_in": _conform(transfers, TRANSFER_COLUMNS, "transfers"),
         "links_in": _conform(links, PAYOUT_LINK_COLUMNS, "links"),
     }
-    return ReconResult(results=_run(frames, config, params), config=config)
+    results = _run(frames, config, params)
+    if other is not None and len(other):
+        _note_other_period(results, other, config)
+    return ReconResult(results=results, config=config)
+
+
+def _note_other_period(results: pd.DataFrame, other: pd.DataFrame, config: ReconConfig) -> None:
+    """Say on each result row of a ledger payout of another period which period that is (in ``reason``) —
+    the ledger side and, on a duplicate, each extra transfer carrying the ledger id as evidence."""
+    expected = other.set_index("ledger_payout_id")["expected_at"].dt.tz_convert(config.timezone).dt.date
+    rows = results["ledger_payout_id"].isin(expected.index).fillna(False).to_numpy(dtype=bool)
+    if not rows.any():
+        return
+    day = results.loc[rows, "ledger_payout_id"].map(expected)
+    when = ["an earlier" if d < config.period_from else "a later" for d in day]
+    note = pd.Series([f"the ledger payout belongs to {w} period (expected {d.isoformat()}), paid in this one"
+                      for w, d in zip(when, day, strict=True)], index=day.index, dtype="string")
+    reason = results.loc[rows, "reason"]
+    results.loc[rows, "reason"] = reason.where(reason.isna(), reason + "; ").fillna("") + note
 
 
 def _run(frames: dict[str, pd.DataFrame], config: ReconConfig, params: dict[str, Any]) -> pd.DataFrame:

@@ -123,6 +123,22 @@ def manual_vs_automated(result: ReconResult) -> pd.DataFrame:
     return g[cols].sort_values(["currency", "source"]).reset_index(drop=True)
 
 
+def other_periods(result: ReconResult, other: pd.DataFrame) -> pd.DataFrame:
+    """The ledger payouts of other periods that this period's transfers paid: ledger id, run, expected date,
+    category, transfer, amounts — what closes the previous period's TIMING_IN_TRANSIT or MISSING_IN_STRIPE."""
+    cols = ["ledger_payout_id", "run_id", "expected_at", "category", "transfer_id", "ledger_amount", "stripe_amount"]
+    r = result.results
+    rows = r[r["ledger_payout_id"].isin(set(other["ledger_payout_id"].dropna()))]
+    if rows.empty:
+        return pd.DataFrame(columns=cols)
+    out = rows[["ledger_payout_id", "run_id", "expected_at", "category", "transfer_id"]].copy()
+    out["expected_at"] = out["expected_at"].dt.tz_convert(result.config.timezone).dt.date
+    out["ledger_amount"] = [fmt_amount(a, c) for a, c in zip(rows["ledger_amount"], rows["currency"], strict=True)]
+    scur = rows["stripe_currency"].fillna(rows["currency"])
+    out["stripe_amount"] = [fmt_amount(a, c) for a, c in zip(rows["stripe_amount"], scur, strict=True)]
+    return out[cols].sort_values(["expected_at", "ledger_payout_id", "transfer_id"]).reset_index(drop=True)
+
+
 def break_list(result: ReconResult, first_seen: dict[str, date] | None = None,
                as_of: date | None = None) -> pd.DataFrame:
     """One row per break: key, category, reason, evidence ids, amounts (decimal strings and minor
