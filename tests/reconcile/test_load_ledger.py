@@ -11,7 +11,7 @@ import pytest
 from payops import demo_data as dd
 from payops.db.seed import seed_ledger
 from payops.errors import ParamsInvalid
-from payops.reconcile.load_ledger import load_ledger, load_ledger_ids, other_period_keys
+from payops.reconcile.load_ledger import load_ledger, load_ledger_ids
 from payops.reconcile.schema import LEDGER_COLUMNS, ReconConfig
 
 pytestmark = pytest.mark.db
@@ -78,16 +78,6 @@ def test_ledger_rows_by_id_whatever_their_period(migrated_db: str, tmp_path: Pat
     csv = tmp_path / "ledger.csv"
     whole.reset_index().to_csv(csv, index=False)
     assert sorted(load_ledger_ids(str(csv), wanted, nov)["ledger_payout_id"]) == sorted(wanted[:2])
-
-
-def test_other_period_keys_are_the_named_ids_the_ledger_lacks() -> None:
-    ledger = pd.DataFrame({"ledger_payout_id": pd.array(["lp-1", "lp-2"], dtype="string")})
-    transfers = pd.DataFrame({
-        "ledger_payout_id": pd.array(["lp-1", "lp-9", None, "", None], dtype="string"),
-        "transfer_group": pd.array(["lp-1", "lp-9", "lp-8", " lp-7 ", None], dtype="string"),
-    })
-    assert other_period_keys(transfers, ledger) == ["lp-7", "lp-8", "lp-9"]
-    assert other_period_keys(transfers.iloc[:0], ledger) == []
 
 
 def _export(tmp_path: Path, **changes: object) -> pd.DataFrame:

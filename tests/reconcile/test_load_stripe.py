@@ -173,3 +173,32 @@ def test_recorded_transfer_ids_take_both_the_ledger_and_the_manual_transfer() ->
     ledger = pd.DataFrame({"ledger_transfer_id": pd.array(["tr_auto", None, "tr_b"], dtype="string"),
                            "manual_transfer_id": pd.array(["tr_manual", "tr_b", None], dtype="string")})
     assert recorded_transfer_ids(ledger) == ["tr_auto", "tr_b", "tr_manual"]
+
+
+def test_pull_stats_in_words() -> None:
+    from payops.reconcile.load_stripe import describe_pull
+
+    stats = PullStats(requests=35, retries=2, slices_cached=3, slices_pulled=10, transfers=1_400, payouts=15,
+                      links=1_380, recorded_found=1, recorded_not_found=1, seconds=0.94).as_dict()
+    assert describe_pull(stats) == ("35 request(s), 2 retried, 0.9 s · 10 time slice(s) pulled, 3 from cache · "
+                                    "1,400 transfer(s) in the window · 1 of 2 recorded by the ledger outside it "
+                                    "found by id · 15 payout(s), 1,380 link(s)")
+    assert "recorded" not in describe_pull(stats | {"recorded_found": 0, "recorded_not_found": 0})
+
+
+def test_a_quick_pull_leaves_no_progress_lines_a_slow_one_does(monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Seen in the archived report: every pull left "stripe transfers: 0obj [00:00, ?obj/s]" lines. A bar shows
+    only once a pull has taken BAR_DELAY seconds (then redraws at most every BAR_INTERVAL_NOTEBOOK off a tty)."""
+    from payops.reconcile import load_stripe as ls
+
+    bar = ls._bar("stripe transfers", True)
+    bar.update(14)
+    bar.close()
+    assert capsys.readouterr().out == ""
+    monkeypatch.setattr(ls, "BAR_DELAY", 0.0)
+    monkeypatch.setattr(ls, "BAR_INTERVAL_NOTEBOOK", 0.0)
+    bar = ls._bar("stripe transfers", True)
+    bar.update(14)
+    bar.close()
+    assert "stripe transfers: 14obj" in capsys.readouterr().out

@@ -111,9 +111,13 @@ def test_a_payout_made_after_the_cut_off_is_timing_not_missing(recon_env) -> Non
 
 @pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
 def test_the_next_periods_run_matches_a_late_payout_to_its_own_periods_ledger_row(recon_env) -> None:  # type: ignore[no-untyped-def]
-    """The same late manual payout, seen from the period it was paid in (2026-11-16 to today): the ledger row
-    belongs to the 2026-11-15 cycle, outside this period, so it is loaded by id and the transfer pairs with it
-    ("belongs to an earlier period") instead of being MISSING_IN_LEDGER; the report lists it."""
+    """The same late manual payout, seen from the periods around it. The period that ended yesterday pulls it (it
+    is inside its cut-off margin) but it pays none of that period's ledger payouts: it is left to the next period
+    (listed, counted nowhere). The period it was paid in (2026-11-16 to today): the ledger row belongs to the
+    2026-11-15 cycle, outside this period, so it is loaded by id and the transfer pairs with it ("belongs to an
+    earlier period") instead of being MISSING_IN_LEDGER; the report lists it."""
+    from datetime import timedelta
+
     import pandas as pd
 
     from payops.reconcile.load_ledger import load_ledger
@@ -126,19 +130,28 @@ def test_the_next_periods_run_matches_a_late_payout_to_its_own_periods_ledger_ro
         "amount": int(row["amount"]), "currency": str(row["currency"]).lower(), "destination": str(row["destination"]),
         "transfer_group": lp, "metadata": {"ledger_payout_id": lp, "source": "payops-manual-fallback"}})
 
+    yesterday = date.today() - timedelta(days=1)
+    before = CliRunner().invoke(app, ["recon", "--from", max(yesterday - timedelta(days=13), date(2026, 11, 16))
+                                      .isoformat(), "--to", yesterday.isoformat(), "--max-unexplained", "100"])
+    assert before.exit_code == 0, before.output
+    assert all(b["transfer_id"] != tr.id for b in store.breaks_of(store.latest_run_id()))
+    folder = Path(re.search(r"archive: (\S+)", before.output).group(1))  # type: ignore[union-attr]
+    assert tr.id not in pd.read_csv(next(folder.rglob("matched.csv")), dtype=str)["transfer_id"].tolist()
+    html = (folder / "payouts_vs_ledger.html").read_text()
+    assert "1 transfer(s) left to the next period" in html and tr.id in html
+
     res = CliRunner().invoke(app, ["recon", "--from", "2026-11-16", "--to", date.today().isoformat(),
                                    "--max-unexplained", "100"])
     assert res.exit_code == 0, res.output
-    # the transfer was made a moment ago: no payout has swept it yet, so it is in transit — of the right payout
-    found = [b for b in store.breaks_of(store.latest_run_id()) if b["transfer_id"] == tr.id]
-    assert [(b["category"], b["ledger_payout_id"]) for b in found] == [("TIMING_IN_TRANSIT", lp)], found
-    assert found[0]["reason"].endswith("; the ledger payout belongs to an earlier period (expected 2026-11-15), "
-                                       "paid in this one"), found[0]["reason"]
+    # paired with its own ledger row: paid by now (the sandbox's automatic payout took seconds) or still in transit
     folder = Path(re.search(r"archive: (\S+)", res.output).group(1))  # type: ignore[union-attr]
-    matched = pd.read_csv(next(folder.rglob("matched.csv")), dtype=str)
-    assert matched.loc[matched["transfer_id"] == tr.id, "ledger_payout_id"].tolist() == [lp]
+    matched = pd.read_csv(next(folder.rglob("matched.csv")), dtype=str).set_index("transfer_id")
+    row = matched.loc[tr.id]
+    assert row["ledger_payout_id"] == lp and row["category"] in {"MATCHED", "TIMING_IN_TRANSIT"}, row
+    assert row["reason"].endswith("the ledger payout belongs to an earlier period (expected 2026-11-15), "
+                                  "paid in this one"), row["reason"]
     html = (folder / "payouts_vs_ledger.html").read_text()
-    assert "Ledger payouts of other periods paid in this one" in html and lp in html
+    assert "Other periods" in html and lp in html and "0 transfer(s) left to the next period" in html
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

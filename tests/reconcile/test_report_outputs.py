@@ -56,6 +56,7 @@ def test_completeness_and_sources(planted) -> None:  # type: ignore[no-untyped-d
     p, res = planted
     c = report.completeness_by_run(res, p.ledger)
     assert set(c["run_id"]) == {"run_2024-03-01", "run_2024-03-15"}
+    assert [str(d) for d in c.drop_duplicates("run_id")["cycle"]] == ["2024-03-01", "2024-03-15"]  # by cycle date
     assert c["payouts"].sum() == len(p.ledger)
     assert c["expected_minor"].sum() == p.ledger["amount"].sum()
     assert ((c["paid_minor"] <= c["expected_minor"]) & (c["completeness_pct"] < 100)).all()
@@ -85,7 +86,7 @@ def test_charts(planted) -> None:  # type: ignore[no-untyped-def]
     p, res = planted
     fig = report.chart_breaks_by_category(res)
     assert isinstance(fig, Figure) and len(fig.axes[0].patches) == res.breaks()["category"].nunique() == 10
-    fig = report.chart_amounts_over_period(res, p.transfers)
+    fig = report.chart_amounts_over_period(res)
     days = p.transfers["created"].dt.date.nunique()
     assert len(fig.axes[0].patches) == days * p.transfers["currency"].nunique()
     fig = report.chart_break_aging(report.break_list(res))

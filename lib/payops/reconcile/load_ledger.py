@@ -29,7 +29,7 @@
 
 ``load_ledger_ids(source, ids, config, settings)`` returns, from the same source, the rows with those
 ``ledger_payout_id`` whatever their period: the ledger payouts of other periods that the period's Stripe
-transfers name (``other_period_keys``) — a cycle paid after its cut-off is paid in the next period.
+transfers name (``periods.other_period_keys``) — a cycle paid after its cut-off is paid in the next period.
 """
 
 from __future__ import annotations
@@ -72,16 +72,6 @@ def load_ledger_ids(source: str, ids: Iterable[str], config: ReconConfig,
         frame = _from_file(Path(source))
     frame = conform(frame)
     return frame[frame["ledger_payout_id"].isin(wanted)].reset_index(drop=True)
-
-
-def other_period_keys(transfers: pd.DataFrame, ledger: pd.DataFrame) -> list[str]:
-    """The ledger ids the transfers name (``ledger_payout_id``, else ``transfer_group``) that are not in ``ledger``."""
-    if transfers.empty:
-        return []
-    key = transfers["ledger_payout_id"].astype("string").str.strip().replace("", pd.NA)
-    key = key.fillna(transfers["transfer_group"].astype("string").str.strip().replace("", pd.NA)).dropna()
-    known = set(ledger["ledger_payout_id"].dropna())
-    return sorted({str(k) for k in key.unique()} - known)
 
 
 def empty_ledger() -> pd.DataFrame:

@@ -57,6 +57,8 @@ DEFAULT_MAX_RPS = 25.0  # Stripe's test-mode limit; live mode allows 100
 MANUAL_SOURCE = "payops-manual-fallback"
 FINAL_PAYOUT = frozenset({"paid", "failed", "canceled"})
 PAYOUT_LOOKAHEAD = timedelta(days=7)
+BAR_DELAY = 2.0
+BAR_INTERVAL_NOTEBOOK = 10.0
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,30 @@ class PullStats:
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
 
 
+def _bar(desc: str, progress: bool) -> Any:
+    """A plain-text progress bar on stdout (no widgets in executed notebooks), shown only once a pull has taken
+    ``BAR_DELAY`` seconds — a quick one would leave a "0obj" line in the archived report for nothing — and
+    redrawn every second on a terminal, every ``BAR_INTERVAL_NOTEBOOK`` seconds elsewhere (each redraw is a
+    line in a notebook's output)."""
+    tty = sys.stdout.isatty()
+    return tqdm(desc=desc, unit="obj", disable=not progress, leave=True, file=sys.stdout, delay=BAR_DELAY,
+                mininterval=1.0 if tty else BAR_INTERVAL_NOTEBOOK)
+
+
+def describe_pull(stats: dict[str, Any]) -> str:
+    """A :class:`PullStats` (``as_dict``) in words, for the report."""
+    recorded = stats.get("recorded_found", 0) + stats.get("recorded_not_found", 0)
+    parts = [f"{stats.get('requests', 0):,} request(s), {stats.get('retries', 0):,} retried, "
+             f"{stats.get('seconds', 0.0):.1f} s",
+             f"{stats.get('slices_pulled', 0)} time slice(s) pulled, {stats.get('slices_cached', 0)} from cache",
+             f"{stats.get('transfers', 0):,} transfer(s) in the window",
+             f"{stats.get('payouts', 0):,} payout(s), {stats.get('links', 0):,} link(s)"]
+    if recorded:
+        parts.insert(3, f"{stats.get('recorded_found', 0)} of {recorded} recorded by the ledger outside it found "
+                        "by id")
+    return " · ".join(parts)
+
+
 class _Puller:
     """Shared machinery of one pull: per-thread clients, pacing, backoff, stats, progress."""
 
@@ -189,7 +215,7 @@ def pull_transfers(client_factory: ClientFactory, lo: int, hi: int, *, slices: i
     stats = stats or PullStats()
     plan = plan_slices(lo, hi, slices)
     now = time.time() if now is None else now
-    bar = tqdm(desc="stripe transfers", unit="obj", disable=not progress, leave=True, file=sys.stdout, mininterval=1.0)
+    bar = _bar("stripe transfers", progress)
     puller = _Puller(client_factory, max_rps, stats, bar)
 
     def one(sl: Slice) -> list[dict[str, Any]]:
@@ -261,7 +287,7 @@ def pull_payout_links(client_factory: ClientFactory, accounts: Iterable[str], lo
                       stats: PullStats | None = None) -> list[dict[str, Any]]:
     """One row per (destination payment, payout) for the payouts of ``accounts`` created in [lo, hi]."""
     stats = stats or PullStats()
-    bar = tqdm(desc="stripe payouts", unit="obj", disable=not progress, leave=True, file=sys.stdout, mininterval=1.0)
+    bar = _bar("stripe payouts", progress)
     puller = _Puller(client_factory, max_rps, stats, bar)
 
     def payouts_of(account: str) -> list[dict[str, Any]]:

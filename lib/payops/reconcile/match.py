@@ -34,10 +34,9 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import duckdb
 import numpy as np
@@ -46,12 +45,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from payops.reconcile import match_sql as S
+from payops.reconcile import periods
 from payops.reconcile.schema import (
     CLEAN,
     LEDGER_COLUMNS,
     PAYOUT_LINK_COLUMNS,
     RESULT_COLUMNS,
     TRANSFER_COLUMNS,
+    Category,
     ReconConfig,
 )
 
@@ -76,10 +77,15 @@ _ARROW_TO_PANDAS = {pa.string(): pd.StringDtype(), pa.large_string(): pd.StringD
 
 @dataclass
 class ReconResult:
-    """The matcher's output: ``results`` (RESULT_COLUMNS + EXTRA_COLUMNS) and the config it ran with."""
+    """The matcher's output: ``results`` (RESULT_COLUMNS + EXTRA_COLUMNS), the config it ran with, and what it
+    left to other periods."""
 
     results: pd.DataFrame
     config: ReconConfig
+    #: transfers created after the period end that pay no ledger payout of this period (``periods.DEFERRED_COLUMNS``)
+    deferred: pd.DataFrame = field(default_factory=periods.empty_deferred)
+    #: the ledger payouts of other periods that this period's transfers paid (``reconcile``'s ``other_period``)
+    other_period_ids: frozenset[str] = frozenset()
 
     def breaks(self) -> pd.DataFrame:
         """Rows whose category is not clean, sorted by category, ledger id, transfer id."""
@@ -121,8 +127,7 @@ def break_key(row: Any) -> str:
 
 def period_bounds(config: ReconConfig) -> tuple[datetime, datetime]:
     """(end of ``period_to`` in the config's timezone, that plus the cut-off margin), both UTC."""
-    tz = ZoneInfo(config.timezone)
-    end = datetime.combine(config.period_to + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
+    end = periods.period_end(config)
     return end, end + timedelta(days=config.cutoff_margin_days)
 
 
@@ -152,43 +157,44 @@ def reconcile(
 ) -> ReconResult:
     """Match and classify; see the module docstring. Inputs follow schema.*_COLUMNS (extra columns ignored).
 
-    ``other_period``: ledger rows of other periods that the transfers name (``load_ledger.load_ledger_ids`` of
-    ``other_period_keys``) — a cycle paid after its own cut-off is paid in the next period. They are matched
-    like the period's rows (so the late transfer is MATCHED, or its own break, not MISSING_IN_LEDGER) and
-    their result rows say in ``reason`` which period the ledger payout belongs to."""
+    ``ledger`` is the period's ledger payouts. ``other_period``: ledger payouts of other periods that the
+    period's transfers name (``load_ledger.load_ledger_ids`` of ``periods.other_period_keys``) — matched like the
+    period's own, their rows' reason says which period they belong to. Transfers created after the period end
+    that pay no ledger payout of this period are the next period's: not in ``results`` but in ``deferred``
+    (:mod:`payops.reconcile.periods`)."""
     pend, cend = period_bounds(config)
     params = {"tol": int(config.tolerance), "pend": pend, "cend": cend, "pto": config.period_to.isoformat(),
               "cto": (config.period_to + timedelta(days=config.cutoff_margin_days)).isoformat()}
     led = _conform(ledger, LEDGER_COLUMNS, "ledger")
+    tra = _conform(transfers, TRANSFER_COLUMNS, "transfers")
+    deferred = [periods.empty_deferred()]
+    later = periods.later_period(tra, led["ledger_payout_id"], config)
+    if later.any():
+        deferred.append(periods.deferred_frame(tra[later], f"created after the period end {config.period_to}, for a "
+                                                           "ledger payout of another period: the next period's"))
+        tra = tra[~later].assign(_pos=np.arange(int((~later).sum()), dtype=np.int64))
     other = None
     if other_period is not None and len(other_period):
         other = _conform(other_period, LEDGER_COLUMNS, "other_period")
-        other = other[~other["ledger_payout_id"].isin(led["ledger_payout_id"].dropna())]
+        named = periods.transfer_key(tra)
+        other = other[~other["ledger_payout_id"].isin(led["ledger_payout_id"].dropna())
+                      & other["ledger_payout_id"].isin(named.dropna().unique())]
         led = pd.concat([led, other], ignore_index=True).assign(_pos=np.arange(len(led) + len(other), dtype=np.int64))
-    frames = {
-        "ledger_in": led,
-        "transfers_in": _conform(transfers, TRANSFER_COLUMNS, "transfers"),
-        "links_in": _conform(links, PAYOUT_LINK_COLUMNS, "links"),
-    }
+    frames = {"ledger_in": led, "transfers_in": tra, "links_in": _conform(links, PAYOUT_LINK_COLUMNS, "links")}
     results = _run(frames, config, params)
+    if (tra["created"] >= pend).any():  # key-less and created after the end: the next period's unless paired here
+        alone = (results["category"] == str(Category.MISSING_IN_LEDGER)) & (results["transfer_created"] >= pend)
+        if alone.any():
+            ids = results.loc[alone, "transfer_id"]
+            deferred.append(periods.deferred_frame(tra[tra["transfer_id"].isin(ids)], "created after the period end "
+                                                   f"{config.period_to} with no ledger id, and no ledger payout of "
+                                                   "this period matches it: the next period's"))
+            results = results[~alone.to_numpy(dtype=bool)].reset_index(drop=True)
     if other is not None and len(other):
-        _note_other_period(results, other, config)
-    return ReconResult(results=results, config=config)
-
-
-def _note_other_period(results: pd.DataFrame, other: pd.DataFrame, config: ReconConfig) -> None:
-    """Say on each result row of a ledger payout of another period which period that is (in ``reason``) —
-    the ledger side and, on a duplicate, each extra transfer carrying the ledger id as evidence."""
-    expected = other.set_index("ledger_payout_id")["expected_at"].dt.tz_convert(config.timezone).dt.date
-    rows = results["ledger_payout_id"].isin(expected.index).fillna(False).to_numpy(dtype=bool)
-    if not rows.any():
-        return
-    day = results.loc[rows, "ledger_payout_id"].map(expected)
-    when = ["an earlier" if d < config.period_from else "a later" for d in day]
-    note = pd.Series([f"the ledger payout belongs to {w} period (expected {d.isoformat()}), paid in this one"
-                      for w, d in zip(when, day, strict=True)], index=day.index, dtype="string")
-    reason = results.loc[rows, "reason"]
-    results.loc[rows, "reason"] = reason.where(reason.isna(), reason + "; ").fillna("") + note
+        periods.note_other_period(results, other, config)
+    out = pd.concat(deferred, ignore_index=True) if len(deferred) > 1 else deferred[0]
+    ids = frozenset(other["ledger_payout_id"].dropna()) if other is not None else frozenset()
+    return ReconResult(results=results, config=config, deferred=out, other_period_ids=ids)
 
 
 def _run(frames: dict[str, pd.DataFrame], config: ReconConfig, params: dict[str, Any]) -> pd.DataFrame:

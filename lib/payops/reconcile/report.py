@@ -20,7 +20,8 @@ from payops.reconcile.schema import Category
 
 __all__ = [
     "AGE_BUCKETS", "break_list", "chart_amounts_over_period", "chart_break_aging", "chart_breaks_by_category",
-    "completeness_by_run", "export", "fmt_amount", "manual_vs_automated", "summary_by_category",
+    "completeness_by_run", "deferred", "export", "fmt_amount", "manual_vs_automated", "other_periods",
+    "summary_by_category",
 ]
 
 _ORDER = {str(c): i for i, c in enumerate(Category)}
@@ -76,10 +77,11 @@ def summary_by_category(result: ReconResult) -> pd.DataFrame:
 
 
 def completeness_by_run(result: ReconResult, ledger: pd.DataFrame) -> pd.DataFrame:
-    """Per payout run and currency: what the ledger expected, what reached the studios' banks
+    """Per payout run and currency: its cycle date, what the ledger expected, what reached the studios' banks
     (capped at what each ledger row was owed, so a duplicate does not inflate it), completeness %."""
-    led = ledger[["ledger_payout_id", "run_id", "amount", "currency"]].copy()
+    led = ledger[["ledger_payout_id", "run_id", "amount", "currency", "expected_at"]].copy()
     led["run_id"] = led["run_id"].fillna("(ad hoc)")
+    led["cycle"] = led["expected_at"].dt.tz_convert(result.config.timezone).dt.date
     r = result.results
     pairs = r[r["ledger_amount"].notna() & r["transfer_id"].notna() & r["reached_bank"]
               & (r["stripe_currency"] == r["currency"])]
@@ -89,7 +91,7 @@ def completeness_by_run(result: ReconResult, ledger: pd.DataFrame) -> pd.DataFra
     led["reached"] = led["paid"].notna()
     led["paid"] = led["paid"].fillna(0).astype("int64")
     g = led.groupby(["run_id", "currency"]).agg(
-        payouts=("ledger_payout_id", "size"), reached=("reached", "sum"),
+        cycle=("cycle", "min"), payouts=("ledger_payout_id", "size"), reached=("reached", "sum"),
         expected_minor=("amount", "sum"), paid_minor=("paid", "sum"),
     ).reset_index()
     g["expected"] = [fmt_amount(a, c) for a, c in zip(g["expected_minor"], g["currency"], strict=True)]
@@ -98,8 +100,8 @@ def completeness_by_run(result: ReconResult, ledger: pd.DataFrame) -> pd.DataFra
                              for p, e in zip(g["paid_minor"], g["expected_minor"], strict=True)]
     for c in ("payouts", "reached", "expected_minor", "paid_minor"):
         g[c] = g[c].astype("int64")
-    return g[["run_id", "currency", "payouts", "reached", "expected", "paid", "completeness_pct",
-              "expected_minor", "paid_minor"]].sort_values(["run_id", "currency"]).reset_index(drop=True)
+    return g[["cycle", "run_id", "currency", "payouts", "reached", "expected", "paid", "completeness_pct",
+              "expected_minor", "paid_minor"]].sort_values(["cycle", "run_id", "currency"]).reset_index(drop=True)
 
 
 def manual_vs_automated(result: ReconResult) -> pd.DataFrame:
@@ -123,12 +125,12 @@ def manual_vs_automated(result: ReconResult) -> pd.DataFrame:
     return g[cols].sort_values(["currency", "source"]).reset_index(drop=True)
 
 
-def other_periods(result: ReconResult, other: pd.DataFrame) -> pd.DataFrame:
+def other_periods(result: ReconResult) -> pd.DataFrame:
     """The ledger payouts of other periods that this period's transfers paid: ledger id, run, expected date,
     category, transfer, amounts — what closes the previous period's TIMING_IN_TRANSIT or MISSING_IN_STRIPE."""
     cols = ["ledger_payout_id", "run_id", "expected_at", "category", "transfer_id", "ledger_amount", "stripe_amount"]
     r = result.results
-    rows = r[r["ledger_payout_id"].isin(set(other["ledger_payout_id"].dropna()))]
+    rows = r[r["ledger_payout_id"].isin(result.other_period_ids).fillna(False).to_numpy(dtype=bool)]
     if rows.empty:
         return pd.DataFrame(columns=cols)
     out = rows[["ledger_payout_id", "run_id", "expected_at", "category", "transfer_id"]].copy()
@@ -137,6 +139,19 @@ def other_periods(result: ReconResult, other: pd.DataFrame) -> pd.DataFrame:
     scur = rows["stripe_currency"].fillna(rows["currency"])
     out["stripe_amount"] = [fmt_amount(a, c) for a, c in zip(rows["stripe_amount"], scur, strict=True)]
     return out[cols].sort_values(["expected_at", "ledger_payout_id", "transfer_id"]).reset_index(drop=True)
+
+
+def deferred(result: ReconResult) -> pd.DataFrame:
+    """The transfers left to the next period (created after the period end for another period's ledger payout):
+    transfer, created, amount, destination, the ledger id it names, why."""
+    cols = ["transfer_id", "created", "amount", "destination", "ledger_payout_id", "reason"]
+    d = result.deferred
+    if d.empty:
+        return pd.DataFrame(columns=cols)
+    out = d[["transfer_id", "created", "destination", "ledger_payout_id", "reason"]].copy()
+    out["created"] = out["created"].dt.tz_convert(result.config.timezone).dt.strftime("%Y-%m-%d %H:%M")
+    out["amount"] = [fmt_amount(a, c) + f" {c}" for a, c in zip(d["amount"], d["currency"], strict=True)]
+    return out[cols].sort_values(["created", "transfer_id"]).reset_index(drop=True)
 
 
 def break_list(result: ReconResult, first_seen: dict[str, date] | None = None,
@@ -196,12 +211,14 @@ def chart_breaks_by_category(result: ReconResult) -> Figure:
     return fig
 
 
-def chart_amounts_over_period(result: ReconResult, transfers: pd.DataFrame) -> Figure:
-    """Amount paid per day (transfer created date, net of reversals) per currency — one bar series per
-    currency, in major units (a chart, so floats are fine here)."""
-    t = transfers[["transfer_id", "created", "currency", "amount", "amount_reversed"]].copy()
-    t["net"] = t["amount"] - t["amount_reversed"].fillna(0)
-    t["day"] = t["created"].dt.tz_convert(result.config.timezone).dt.date
+def chart_amounts_over_period(result: ReconResult) -> Figure:
+    """Amount paid per day (transfer created date, net of reversals) per currency, over the transfers this
+    reconciliation counts (not the ones left to the next period) — one bar series per currency, in major
+    units (a chart, so floats are fine here)."""
+    r = result.results
+    t = r.loc[r["transfer_id"].notna(), ["transfer_created", "stripe_currency", "stripe_amount"]]
+    t = t.assign(day=t["transfer_created"].dt.tz_convert(result.config.timezone).dt.date,
+                 net=t["stripe_amount"].astype("int64"), currency=t["stripe_currency"])
     g = t.groupby(["day", "currency"])["net"].sum().unstack(fill_value=0).sort_index()
     fig = Figure(figsize=(10, 4))
     ax = fig.add_subplot()
