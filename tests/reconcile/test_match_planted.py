@@ -21,6 +21,7 @@ def test_planted_dataset_is_recovered_exactly() -> None:
     result = reconcile(p.ledger, p.transfers, p.links, p.config)
     got = result.counts()
     pd.testing.assert_frame_equal(got, p.expected, check_dtype=False)
+    assert sorted(result.deferred["transfer_id"]) == sorted(p.deferred) and len(p.deferred) == 4
     assert set(p.expected["category"]) == {str(c) for c in Category}
     assert set(p.expected["currency"]) == {"CAD", "USD", "EUR"}
     fallback = result.results[result.results["confidence"] == "fallback"]
@@ -31,8 +32,9 @@ def test_planted_dataset_is_recovered_exactly() -> None:
 @pytest.mark.parametrize("seed,per", [(1, 1), (2, 4), (11, 2)])
 def test_planted_other_seeds(seed: int, per: int) -> None:
     p = planted_dataset(n_clean=60, seed=seed, per_category=per, currencies=("JPY", "KWD", "CAD"))
-    got = reconcile(p.ledger, p.transfers, p.links, p.config).counts()
-    pd.testing.assert_frame_equal(got, p.expected, check_dtype=False)
+    result = reconcile(p.ledger, p.transfers, p.links, p.config)
+    pd.testing.assert_frame_equal(result.counts(), p.expected, check_dtype=False)
+    assert sorted(result.deferred["transfer_id"]) == sorted(p.deferred)
 
 
 # --- hand-built cases ------------------------------------------------------------------------------

@@ -117,3 +117,22 @@ def test_keys_and_the_other_periods_to_load() -> None:
     assert later_period(t, ledger["ledger_payout_id"], NOV).tolist() == [False] * 5 + [True, False]
     assert other_period_keys(t, ledger, NOV) == ["lp-7", "lp-8", "lp-9"]
     assert other_period_keys(t.iloc[:0], ledger, NOV) == []
+
+
+def test_the_report_lists_both_edges() -> None:
+    from payops.reconcile import report
+
+    ledger, transfers, links = frames(
+        [led("lp_nov")], [tr("tr_nov", "lp_nov", NOV15), tr("tr_oct", "lp_oct", NOV15, amount=3_000),
+                          tr("tr_dec", "lp_dec", DEC1, amount=7_050)])
+    other = ledger_frame([led("lp_oct", datetime(2026, 10, 15, 6, tzinfo=UTC), amount=3_000)])
+    res = reconcile(ledger, transfers, links, NOV, other_period=other)
+    paid_here = report.other_periods(res)
+    assert paid_here[["ledger_payout_id", "category", "transfer_id", "ledger_amount"]].values.tolist() == [
+        ["lp_oct", "MATCHED", "tr_oct", "30.00"]]
+    assert str(paid_here["expected_at"].iloc[0]) == "2026-10-15"
+    left = report.deferred(res)
+    assert left[["transfer_id", "created", "amount", "ledger_payout_id"]].values.tolist() == [
+        ["tr_dec", "2026-12-01 06:05", "70.50 CAD", "lp_dec"]]
+    nothing = reconcile(ledger, transfers.iloc[:1], links, NOV)
+    assert report.other_periods(nothing).empty and report.deferred(nothing).empty

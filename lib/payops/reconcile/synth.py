@@ -64,12 +64,14 @@ class Planted:
     links: pd.DataFrame
     config: ReconConfig
     expected: pd.DataFrame  # category, currency, count, ledger_amount, stripe_amount
+    deferred: list[str]     # transfer ids of the next period, in the cut-off margin: left out of the results
 
 
 PERIOD_FROM = date(2024, 3, 1)
 PERIOD_TO = date(2024, 3, 31)
 CYCLES = (datetime(2024, 3, 1, 6, tzinfo=UTC), datetime(2024, 3, 15, 6, tzinfo=UTC))
 AFTER_END = datetime(2024, 4, 1, 10, tzinfo=UTC)
+NEXT_CYCLE = datetime(2024, 4, 1, 6, tzinfo=UTC)  # the next period's first cycle: inside the cut-off margin
 
 
 class _Builder:
@@ -205,7 +207,9 @@ def planted_dataset(
     """Clean pairs plus ``per_category`` planted breaks of every category (currencies rotate).
 
     Among the clean pairs: ``per_category`` key-less transfers matched by the fallback, and one
-    transfer whose first payout failed and whose second (re-sweep) was paid — both MATCHED.
+    transfer whose first payout failed and whose second (re-sweep) was paid — both MATCHED. Plus, in the
+    cut-off margin, ``per_category`` transfers of the next period's cycle (keyed to its ledger payouts, which are
+    not in this ledger) and one key-less transfer no ledger payout matches: ``deferred``, in no category.
     """
     config = ReconConfig(period_from=PERIOD_FROM, period_to=PERIOD_TO, tolerance=100, cutoff_margin_days=3,
                          fallback_window_days=3)
@@ -229,13 +233,22 @@ def planted_dataset(
         else:
             led, tr = b.pair(cur)
         b.expect(Category.MATCHED, cur, led["amount"], tr["amount"])
+    deferred = []
+    for i in range(per_category):
+        n = b.next_id()
+        nxt = {"ledger_payout_id": f"lp_next{n:06d}", "expected_at": NEXT_CYCLE, "destination": f"acct_{n:06d}"}
+        deferred.append(b.transfer(f"tr_{n:06d}", nxt, b.amount(), b.currencies[i % len(b.currencies)])["transfer_id"])
+    n = b.next_id()
+    deferred.append(b.transfer(f"tr_{n:06d}", None, b.amount(), b.currencies[0], keyed=False,
+                               created=NEXT_CYCLE + timedelta(days=1))["transfer_id"])
     order = random.Random(seed + 1)
     order.shuffle(b.transfers)
     expected = pd.DataFrame(
         [{"category": c, "currency": cur, "count": v[0], "ledger_amount": v[1], "stripe_amount": v[2]}
          for (c, cur), v in b.expected.items()]
     ).sort_values(["category", "currency"]).reset_index(drop=True)
-    return Planted(ledger_frame(b.ledger), transfer_frame(b.transfers), link_frame(b.links), config, expected)
+    return Planted(ledger_frame(b.ledger), transfer_frame(b.transfers), link_frame(b.links), config, expected,
+                   deferred)
 
 
 # --- bulk ------------------------------------------------------------------------------------------
