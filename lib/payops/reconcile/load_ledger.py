@@ -44,7 +44,7 @@ from sqlalchemy import and_, or_, select
 
 from payops.config import Settings, get_settings
 from payops.errors import FieldProblem, ParamsInvalid
-from payops.reconcile.schema import LEDGER_COLUMNS, ReconConfig
+from payops.reconcile.schema import LEDGER_COLUMNS, ReconConfig, currency_problem
 
 CYCLE_HOUR = time(6, 0)
 REQUIRED = ("ledger_payout_id", "studio_id", "amount", "currency", "status", "expected_at")
@@ -172,6 +172,8 @@ def validate_export(raw: pd.DataFrame, where: str = "export") -> pd.DataFrame:
         if blank.any():
             problems.append(FieldProblem(f"ledger.{col}", f"empty in {int(blank.sum())} row(s), first at row "
                                                           f"{int(blank.idxmax()) + 1} of {where}"))
+    if (bad := currency_problem(frame["currency"], "ledger.currency", where)) is not None:
+        problems.append(bad)
     amount = _integer_amounts(frame["amount"], where, problems)
     if amount is not None:
         frame["amount"] = amount

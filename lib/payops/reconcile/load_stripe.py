@@ -47,7 +47,7 @@ import pandas as pd
 import stripe
 from tqdm import tqdm  # plain text bars: no widget warnings in executed notebooks
 
-from payops.reconcile.schema import PAYOUT_LINK_COLUMNS, TRANSFER_COLUMNS, ReconConfig
+from payops.reconcile.schema import PAYOUT_LINK_COLUMNS, TRANSFER_COLUMNS, ReconConfig, currency_problem
 from payops.stripe_api import with_backoff
 
 ClientFactory = Callable[[], stripe.StripeClient]
@@ -425,21 +425,80 @@ def recorded_transfer_ids(ledger: pd.DataFrame) -> list[str]:
     return sorted(ids)
 
 
+#: optional columns of a ``--stripe FILE.csv`` export: the payout that swept each transfer's destination payment
+CSV_PAYOUT_COLUMNS = ("payout_id", "payout_status", "arrival_date", "failure_code")
+PAYOUT_STATUSES = frozenset({"pending", "in_transit", "paid", "failed", "canceled"})
+
+
 def load_stripe_csv(path: Path | str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``--stripe FILE.csv``: a transfers export with TRANSFER_COLUMNS (``created`` ISO 8601 or unix
-    seconds, integer minor-unit amounts). It carries no payout chain, so links are empty."""
+    """``--stripe FILE.csv``: a transfers export with TRANSFER_COLUMNS (``created`` ISO 8601 or unix seconds,
+    integer minor-unit amounts, ISO currencies), and optionally the payout chain per transfer:
+    ``payout_id``, ``payout_status`` (pending · in_transit · paid · failed · canceled), ``arrival_date`` and
+    ``failure_code`` of the payout that swept its ``destination_payment``. Without those columns there is no
+    chain: every transfer is then "not swept by a payout yet" (TIMING_IN_TRANSIT at best).
+
+    Every problem is raised at once as ``ParamsInvalid`` naming ``stripe.<column>``, before anything is used."""
     from payops.errors import FieldProblem, ParamsInvalid
 
+    where = str(path)
     raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in TRANSFER_COLUMNS if c not in raw.columns]
     if missing:
-        raise ParamsInvalid([FieldProblem(f"stripe.{c}", f"column missing from {path}") for c in missing],
+        raise ParamsInvalid([FieldProblem(f"stripe.{c}", f"column missing from {where}") for c in missing],
                             "Stripe export")
-    problems = [FieldProblem(f"stripe.{c}", f"not integer minor units in {path}")
+    problems = [FieldProblem(f"stripe.{c}", f"not integer minor units in {where}")
                 for c in ("amount", "amount_reversed") if not raw[c].str.fullmatch(r"-?\d{1,18}").all()]
+    blank = [c for c in ("transfer_id", "created", "currency") if (raw[c].str.strip() == "").any()]
+    problems += [FieldProblem(f"stripe.{c}", f"empty in {int((raw[c].str.strip() == '').sum())} row(s) of {where}")
+                 for c in blank]
+    if (bad := currency_problem(raw["currency"], "stripe.currency", where)) is not None:
+        problems.append(bad)
+    chain = [c for c in CSV_PAYOUT_COLUMNS if c in raw.columns]
+    if chain and chain != list(CSV_PAYOUT_COLUMNS):
+        problems += [FieldProblem(f"stripe.{c}", f"column missing from {where} (the payout columns come together: "
+                                                 f"{', '.join(CSV_PAYOUT_COLUMNS)})")
+                     for c in CSV_PAYOUT_COLUMNS if c not in raw.columns]
+    swept = raw[raw["payout_id"].str.strip() != ""] if chain == list(CSV_PAYOUT_COLUMNS) else raw.iloc[:0]
+    if len(swept):
+        status = swept["payout_status"].str.strip()
+        if not status.isin(PAYOUT_STATUSES).all():
+            first = status[~status.isin(PAYOUT_STATUSES)].iloc[0]
+            problems.append(FieldProblem("stripe.payout_status", f"{first!r} in {where} is not one of "
+                                                                 f"{', '.join(sorted(PAYOUT_STATUSES))}"))
+        if (swept["destination_payment"].str.strip() == "").any():
+            problems.append(FieldProblem("stripe.destination_payment", f"empty on a row with a payout_id in {where}"))
+    for col in ("created", "arrival_date") if len(swept) else ("created",):
+        frame = raw if col == "created" else swept
+        if _timestamps(frame[col]) is None:
+            problems.append(FieldProblem(f"stripe.{col}", f"not ISO 8601 or unix seconds in {where}"))
     if problems:
         raise ParamsInvalid(problems, "Stripe export")
-    if raw["created"].str.fullmatch(r"\d+").all():
-        raw["created"] = raw["created"].astype("int64")
+    raw["created"] = _timestamps(raw["created"])
     raw["reversed"] = raw["reversed"].str.lower().isin(["true", "1", "yes"])
-    return conform_transfers(raw), links_frame([])
+    if not len(swept):
+        return conform_transfers(raw), links_frame([])
+    arrival = _timestamps(swept["arrival_date"])
+    assert arrival is not None  # checked above
+    links = [{"destination_payment": dp.strip(), "payout_id": po.strip(), "account": acct.strip() or None,
+              "payout_status": st.strip(), "arrival_date": None if pd.isna(at) else int(at.timestamp()),
+              "failure_code": code.strip() or None}
+             for dp, po, acct, st, at, code in zip(swept["destination_payment"], swept["payout_id"],
+                                                   swept["destination"], swept["payout_status"], arrival,
+                                                   swept["failure_code"], strict=True)]
+    return conform_transfers(raw), links_frame(links)
+
+
+def _timestamps(col: pd.Series) -> pd.Series | None:
+    """ISO 8601 text or unix seconds → UTC timestamps (blank → NaT); None if any value is neither."""
+    text = col.astype("string").str.strip()
+    numeric = text.str.fullmatch(r"\d+").fillna(False).astype(bool)
+    try:
+        out = pd.Series(pd.NaT, index=col.index, dtype="datetime64[us, UTC]")
+        if numeric.any():
+            out[numeric] = pd.to_datetime(text[numeric].astype("int64"), unit="s", utc=True)
+        iso = ~numeric & text.notna() & (text != "")
+        if iso.any():
+            out[iso] = pd.to_datetime(text[iso], utc=True, format="ISO8601")
+    except (ValueError, TypeError, OverflowError):
+        return None
+    return out

@@ -131,8 +131,12 @@ def validate_recon(data: Mapping[str, Any]) -> ReconParams:
 
 
 def create_recon_run(params: ReconParams, settings: Settings | None = None) -> str:
-    """A runbook run for this reconciliation (mode ``report``); returns its id."""
+    """A runbook run for this reconciliation (mode ``report``); returns its id. Export files named by the
+    parameters are checked first (``inputs.check_files``): a bad one is refused with no run created."""
     from payops import runner
+    from payops.reconcile.inputs import check_files
+
+    check_files(params)
 
     run = runner.create_run(SOP, params=params.model_dump(mode="json"), params_hash=params.params_hash(),
                             mode="report", subject_key=params.subject_key, settings=settings)

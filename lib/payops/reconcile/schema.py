@@ -10,6 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from payops.money import CURRENCY_EXPONENT
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from payops.errors import FieldProblem
 
 
 class Category(StrEnum):
@@ -97,3 +105,17 @@ class ReconConfig:
     cutoff_margin_days: int = 3         # Stripe objects pulled beyond period_to, to see what was still in transit
     fallback_window_days: int = 3       # destination + amount + date window for key-less transfers
     timezone: str = "UTC"
+
+
+def currency_problem(values: pd.Series, field: str, where: str) -> FieldProblem | None:
+    """A problem naming ``field`` if a value of ``values`` (any case, blanks skipped) is not an ISO 4217 currency
+    Stripe settles in — the first such value and its row (1-based) — else None. For export files."""
+    from payops.errors import FieldProblem
+
+    text = values.astype("string").str.strip().str.upper()
+    bad = text.notna() & (text != "") & ~text.isin(list(CURRENCY_EXPONENT))
+    if not bad.any():
+        return None
+    first = int(bad.to_numpy(dtype=bool).argmax())
+    return FieldProblem(field, f"{values.iloc[first]!r} (row {first + 1} of {where}) is not an ISO 4217 currency "
+                               f"Stripe settles in ({int(bad.sum())} row(s))")
