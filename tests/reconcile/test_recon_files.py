@@ -9,6 +9,8 @@ field named — and leave no run, no reconciliation and no archive behind.
 from __future__ import annotations
 
 import re
+from datetime import date
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +28,7 @@ from payops.reconcile.schema import TRANSFER_COLUMNS, ReconConfig
 
 pytestmark = [pytest.mark.e2e, pytest.mark.db, pytest.mark.slow]
 PERIOD = ["--from", "2026-09-01", "--to", "2026-11-30"]
-CONFIG = ReconConfig(__import__("datetime").date(2026, 9, 1), __import__("datetime").date(2026, 11, 30))
+CONFIG = ReconConfig(date(2026, 9, 1), date(2026, 11, 30))
 
 
 @pytest.fixture()
@@ -53,8 +55,6 @@ def _exports(env, folder: Path, chain: bool = True) -> tuple[Path, Path]:  # typ
     ledger = load_ledger("db", CONFIG, env.settings)
     ledger_csv = folder / "ledger.csv"
     ledger.assign(expected_at=ledger["expected_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")).to_csv(ledger_csv, index=False)
-    from functools import partial
-
     from payops.stripe_api import make_client
 
     factory = partial(make_client, settings=env.settings, purpose="platform", max_network_retries=0)
@@ -180,12 +180,10 @@ def test_bad_input_is_named_and_creates_nothing(recon_env, tmp_path: Path, args:
 def test_good_exports_pass_the_check(tmp_path: Path) -> None:
     from payops.reconcile.load_stripe import load_stripe_csv
 
-    path = _csv(tmp_path, "s.csv", pd.DataFrame([TRANSFER | {"payout_id": "po_1", "payout_status": "failed",
-                                                             "arrival_date": "2026-10-17", "failure_code": "no_account"},
-                                                 TRANSFER | {"transfer_id": "tr_2", "created": "1760508300",
-                                                             "destination_payment": "py_2", "payout_id": "",
-                                                             "payout_status": "", "arrival_date": "",
-                                                             "failure_code": ""}]))
+    swept = {"payout_id": "po_1", "payout_status": "failed", "arrival_date": "2026-10-17", "failure_code": "no_account"}
+    unswept = {"transfer_id": "tr_2", "created": "1760508300", "destination_payment": "py_2", "payout_id": "",
+               "payout_status": "", "arrival_date": "", "failure_code": ""}
+    path = _csv(tmp_path, "s.csv", pd.DataFrame([TRANSFER | swept, TRANSFER | unswept]))
     transfers, links = load_stripe_csv(path)
     assert transfers["transfer_id"].tolist() == ["tr_1", "tr_2"] and transfers["currency"].tolist() == ["CAD"] * 2
     assert str(transfers["created"].iloc[1]) == "2025-10-15 06:05:00+00:00"
