@@ -89,3 +89,11 @@ def test_signoff_distinct_people_threshold_once(migrated_db: str) -> None:
     with pytest.raises(PayopsError, match="signed off"):
         store.explain(b["id"], "late", ALICE)
     assert store.latest_run_id() == run
+
+
+def test_cli_totals_past_the_payout_bound_are_still_written() -> None:
+    from payops.money import MAX_MINOR_UNITS
+    from payops.reconcile.cli import _total
+
+    assert _total(123_456, "CAD") == "1,234.56 CAD"
+    assert _total(MAX_MINOR_UNITS * 3, "USD") == "2999999999.97 USD"

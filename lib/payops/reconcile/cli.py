@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from payops.errors import FieldProblem, ParamsInvalid, ReconciliationBreaks
-from payops.money import Money
+from payops.money import Money, MoneyError
 
 F = TypeVar("F", bound=Callable[..., Any])
 app = typer.Typer(help="Finance reconciliation: Stripe payouts vs the ledger; breaks, explanations, sign-off.",
@@ -106,6 +106,16 @@ def run_reconciliation(params: Any) -> str:
     return run_id
 
 
+def _total(amount: int, currency: str) -> str:
+    """``Money.format`` (thousands separators); a sum past ``Money``'s per-payout bound is written plainly."""
+    try:
+        return Money(amount, currency).format()
+    except MoneyError:
+        from payops.reconcile.report import fmt_amount
+
+        return f"{fmt_amount(amount, currency)} {currency}"
+
+
 def _print_summary(breaks: list[dict[str, Any]]) -> None:
     counts = Counter((b["category"], b["currency"]) for b in breaks)
     amounts: Counter[tuple[str, str]] = Counter()
@@ -114,7 +124,7 @@ def _print_summary(breaks: list[dict[str, Any]]) -> None:
     open_by = Counter((b["category"], b["currency"]) for b in breaks if b["explanation"] is None)
     table = Table("category", "currency", "breaks", "unexplained", "amount", title="breaks")
     for key in sorted(counts):
-        table.add_row(key[0], key[1], str(counts[key]), str(open_by[key]), Money(amounts[key], key[1]).format())
+        table.add_row(key[0], key[1], str(counts[key]), str(open_by[key]), _total(amounts[key], key[1]))
     console.print(table if breaks else "no breaks: every ledger row and every transfer matched")
 
 
