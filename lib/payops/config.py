@@ -104,6 +104,15 @@ class Settings(BaseSettings):
         "0 14 * 1,4,7,10 2#2", validation_alias=_env("PAYOPS_REHEARSAL_CRON"),
         description="Quarterly fallback rehearsal (second Tuesday of Jan/Apr/Jul/Oct, 14:00 PAYOUT_TIMEZONE).",
     )
+    recon_schedule_cron: str = Field(
+        "0 9 4 * *", validation_alias=_env("PAYOPS_RECON_CRON"),
+        description="Monthly reconciliation of the previous calendar month (default the 4th, 09:00 "
+                    "PAYOUT_TIMEZONE: after its 3-day cut-off margin).",
+    )
+    recon_max_unexplained: int = Field(
+        0, ge=0, validation_alias=_env("PAYOPS_RECON_MAX_UNEXPLAINED"),
+        description="The scheduled reconciliation fails (and alerts Slack) above this many unexplained breaks.",
+    )
     cron_secret_key: SecretStr | None = Field(
         None, validation_alias=_env("CRON_SECRET_KEY"),
         description="Bearer token the trigger endpoint requires (POST /cron/payout-cycle).",

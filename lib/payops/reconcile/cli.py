@@ -82,28 +82,17 @@ def recon(
 
 def run_reconciliation(params: Any) -> str:
     """Create and execute the run; print the summary; raise ReconciliationBreaks over the threshold."""
-    from payops import runner
-    from payops.reconcile import store
-    from payops.reconcile.params import create_recon_run
+    from payops.reconcile.run import execute_reconciliation
 
-    run_id = create_recon_run(params)
-    console.print(f"reconciliation {params.subject_key} · run [bold]{run_id}[/]", soft_wrap=True)
-    try:
-        outcome = runner.execute(run_id)
-        folder = outcome.run_dir
-    except runner.StepFailed as exc:
-        if not exc.error.startswith("ReconciliationBreaks"):
-            raise
-        folder = exc.notebook.parent
-    breaks = store.breaks_of(run_id)
-    _print_summary(breaks)
-    console.print(f"archive: {folder}", soft_wrap=True)
-    open_breaks = sum(b["explanation"] is None for b in breaks)
-    if open_breaks > params.max_unexplained:
-        raise ReconciliationBreaks(f"{open_breaks} unexplained break(s) exceed --max-unexplained "
-                                   f"{params.max_unexplained} (run {run_id}; see {folder})")
-    console.print(f"[green]✓[/] {open_breaks} unexplained break(s), threshold {params.max_unexplained}")
-    return run_id
+    outcome = execute_reconciliation(params, on_created=lambda run_id: console.print(
+        f"reconciliation {params.subject_key} · run [bold]{run_id}[/]", soft_wrap=True))
+    _print_summary(outcome.breaks)
+    console.print(f"archive: {outcome.folder}", soft_wrap=True)
+    if outcome.over_threshold:
+        raise ReconciliationBreaks(f"{outcome.unexplained} unexplained break(s) exceed --max-unexplained "
+                                   f"{params.max_unexplained} (run {outcome.run_id}; see {outcome.folder})")
+    console.print(f"[green]✓[/] {outcome.unexplained} unexplained break(s), threshold {params.max_unexplained}")
+    return outcome.run_id
 
 
 def _total(amount: int, currency: str) -> str:

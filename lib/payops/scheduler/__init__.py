@@ -1,5 +1,5 @@
-"""payops' single-host scheduler: payout cycles, their pre-/post-run checks and the quarterly
-rehearsal, each slot run once (``scheduled_executions``), built on croniter.
+"""payops' single-host scheduler: payout cycles, their pre-/post-run checks, the quarterly
+rehearsal and the monthly reconciliation, each slot run once (``scheduled_executions``), built on croniter.
 
     from payops.scheduler import Scheduler, scheduler_status
     Scheduler(settings).run_forever()          # `payops scheduler run`
@@ -15,6 +15,7 @@ from payops.scheduler.jobs import (
     PAYOUT_CYCLE,
     POST_RUN_CHECK,
     PRE_RUN_CHECK,
+    RECONCILIATION,
     REHEARSAL,
     Job,
     JobContext,
@@ -27,6 +28,6 @@ from payops.scheduler.status import HEARTBEAT_FLAG, history, scheduler_status, u
 
 __all__ = [
     "CATCH_UP_WINDOW", "HEARTBEAT_FLAG", "ON_TIME_GRACE", "PAYOUT_CYCLE", "POST_RUN_CHECK", "PRE_RUN_CHECK",
-    "REHEARSAL", "RUNNING_TIMEOUT", "Execution", "Job", "JobContext", "JobRegistry", "Schedule", "Scheduler", "Slot",
-    "TickReport", "default_registry", "history", "scheduler_status", "upcoming",
+    "RECONCILIATION", "REHEARSAL", "RUNNING_TIMEOUT", "Execution", "Job", "JobContext", "JobRegistry", "Schedule",
+    "Scheduler", "Slot", "TickReport", "default_registry", "history", "scheduler_status", "upcoming",
 ]

@@ -27,6 +27,7 @@ PAYOUT_CYCLE = "payout-cycle"
 PRE_RUN_CHECK = "pre-run-check"
 POST_RUN_CHECK = "post-run-check"
 REHEARSAL = "rehearsal"
+RECONCILIATION = "reconciliation"
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,10 @@ def rehearsal_schedule(settings: Settings) -> Schedule:
     return Schedule(settings.rehearsal_schedule_cron, "PAYOPS_REHEARSAL_CRON")
 
 
+def recon_schedule(settings: Settings) -> Schedule:
+    return Schedule(settings.recon_schedule_cron, "PAYOPS_RECON_CRON")
+
+
 def run_payout_cycle(ctx: JobContext) -> Any:
     """The automated payout cycle for the slot's local date, live, through the runner."""
     from payops.cycle.runbook import run_cycle_runbook
@@ -214,9 +219,17 @@ def run_rehearsal_job(ctx: JobContext) -> Any:
     return start_rehearsal(ctx.settings, slot=ctx.slot.anchor)
 
 
+def run_reconciliation_job(ctx: JobContext) -> Any:
+    """The monthly reconciliation of the month before the slot's date; Slack hears how it went."""
+    from payops.reconcile.run import run_monthly
+
+    return run_monthly(ctx.cycle_date, ctx.settings)
+
+
 def default_registry() -> JobRegistry:
     """payops' jobs: the payout cycle (catches up), its pre-/post-run checks (do not), the rehearsal
-    (catches up: it only starts a dry run and asks people to continue)."""
+    (catches up: it only starts a dry run and asks people to continue), the monthly reconciliation (catches
+    up: it only reads and reports)."""
     return JobRegistry([
         Job(PRE_RUN_CHECK, pre_run_schedule, run_pre_run_check,
             description="pre-run check, PAYOPS_PRE_RUN_MINUTES_BEFORE before each payout slot"),
@@ -226,6 +239,9 @@ def default_registry() -> JobRegistry:
             description="post-run check, PAYOPS_POST_RUN_MINUTES_AFTER after each payout slot"),
         Job(REHEARSAL, rehearsal_schedule, run_rehearsal_job, catch_up=True,
             description="quarterly manual payout fallback rehearsal (dry run; humans go live)"),
+        Job(RECONCILIATION, recon_schedule, run_reconciliation_job, catch_up=True,
+            description="reconciliation of the previous month (PAYOPS_RECON_CRON); Slack; fails over "
+                        "PAYOPS_RECON_MAX_UNEXPLAINED"),
     ])
 
 
