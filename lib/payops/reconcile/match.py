@@ -46,6 +46,7 @@ import pyarrow as pa
 
 from payops.reconcile import match_rows as R
 from payops.reconcile import match_sql as S
+from payops.reconcile import match_text as T
 from payops.reconcile.schema import (
     CLEAN,
     LEDGER_COLUMNS,
@@ -196,11 +197,11 @@ def _run(frames: dict[str, pd.DataFrame], config: ReconConfig, params: dict[str,
     big = False
     try:
         with _session() as con, ThreadPoolExecutor(2) as pool:
-            for name, df in frames.items():
-                con.register(name, df)
-            links = pool.submit(_payouts, con, frames, len(tra))  # next to the statements below, on its own cursor
-            lpos, tpos, key_l, tid_repeats = _candidates(con, led, tra, pool)
             x = R.Inputs.of(frames)
+            for name, table in x.tables().items():  # Arrow, not the frames: DuckDB scans it faster
+                con.register(name, table)
+            links = pool.submit(_payouts, con, x)  # next to the statements below, on its own cursor
+            lpos, tpos, key_l, tid_repeats = _candidates(con, led, tra, pool)
             pairs = R.pairs(x, lpos, tpos, key_l, config.fallback_window_days)
             rows = R.rows(x, key_l, pairs, links.result(), params, pool)
             if tid_repeats.result():
@@ -213,15 +214,15 @@ def _run(frames: dict[str, pd.DataFrame], config: ReconConfig, params: dict[str,
             _release(alone=False)
 
 
-def _payouts(con: duckdb.DuckDBPyConnection, frames: dict[str, pd.DataFrame], n_transfers: int) -> np.ndarray:
+def _payouts(con: duckdb.DuckDBPyConnection, x: R.Inputs) -> np.ndarray:
     """Per transfer position, the position of the payout link that swept its destination payment (-1: none).
     Of two or more (Stripe re-sweeps what a failed payout returned), ``match_sql.PAYOUT_RANK`` picks one.
     Runs on a cursor of its own (of ``con``'s database), so it can run next to ``con``'s statements."""
-    links = frames["links_in"]
+    links, n_transfers = x.lnk, len(x.tra)
     cur = con.cursor()
     try:
-        for name in ("transfers_in", "links_in"):
-            cur.register(name, frames[name])
+        for name, table in x.tables().items():
+            cur.register(name, table)
         p = cur.sql(S.PAYOUT_LINKS).to_arrow_table()
     finally:
         cur.close()
@@ -280,7 +281,7 @@ def _database() -> duckdb.DuckDBPyConnection:
         for side, columns in (("ledger", LEDGER_COLUMNS), ("transfers", TRANSFER_COLUMNS)):
             empty = _conform(None, columns, side)
             cur.register(f"{side}_in", empty)
-        for stmt in [*S.macros(), *S.views()]:
+        for stmt in S.views():
             cur.execute(stmt)
     finally:
         cur.close()
@@ -352,19 +353,12 @@ def _repeats(h: np.ndarray) -> bool:
 
 
 def _finish(con: duckdb.DuckDBPyConnection, rows: R.Rows, x: R.Inputs, params: dict[str, Any]) -> pd.DataFrame:
-    """The results as pandas, with reason and action: computed (``BREAKS_SQL``) on the rows that need text only
+    """The results as pandas, with reason and action: written (``match_text``) for the rows that need text only
     and put in place; NULL elsewhere (MATCHED by key)."""
     table, at = rows.table, rows.text
     reason = action = pa.nulls(table.num_rows, pa.large_string())
     if len(at):
-        con.register("brk", _breaks(rows, x))
-        sql, args = S.BREAKS_SQL, _params(S.BREAKS_SQL, params)
-        if len(at) > 20_000:  # many: as Arrow; few: as rows, cheaper (the statement is bound once, not twice)
-            texts = con.sql(sql, params=args).to_arrow_table()
-            new_reason, new_action = (texts[c].combine_chunks() for c in ("reason", "suggested_action"))
-        else:
-            got = con.execute(sql, args).fetchall()
-            new_reason, new_action = (pa.array([r[i] for r in got], pa.large_string()) for i in (0, 1))
+        new_reason, new_action = T.texts(_breaks(rows, x), params, lambda ts: _day(con, ts))
         mask = np.zeros(table.num_rows, bool)
         mask[at] = True
         reason, action = _scatter(mask, new_reason), _scatter(mask, new_action)
@@ -372,18 +366,37 @@ def _finish(con: duckdb.DuckDBPyConnection, rows: R.Rows, x: R.Inputs, params: d
     return _to_pandas(table.add_column(i, "reason", reason).add_column(i + 1, "suggested_action", action))
 
 
+def _day(con: duckdb.DuckDBPyConnection, ts: pa.Array) -> pa.Array:
+    """DuckDB's ``strftime(ts, '%Y-%m-%d')`` (the session is in UTC), for the dates ``match_text`` leaves to it."""
+    con.register("_days", pa.table({"ts": ts}))
+    try:
+        return con.sql("SELECT strftime(ts, '%Y-%m-%d') AS d FROM _days").to_arrow_table()["d"].combine_chunks()
+    finally:
+        con.unregister("_days")
+
+
 def _breaks(rows: R.Rows, x: R.Inputs) -> pa.Table:
-    """``brk``: what ``BREAKS_SQL`` reads of the rows that need text (``S.BRK_RESULT`` of the result row,
-    ``S.BRK_LEDGER`` of the ledger row it pairs with, ``S.BRK_TRANSFERS`` of its transfer), in result order."""
+    """``brk``: what ``match_text`` reads of the rows that need text (``T.BRK_RESULT`` of the result row,
+    ``T.BRK_LEDGER`` of the ledger row it pairs with, ``T.BRK_TRANSFERS`` of its transfer), in result order."""
     at = rows.text
     l_at, t_at = rows.l_at[at], np.where(at < rows.n_t, at, -1)
     li, ti = pa.array(l_at, mask=l_at < 0), pa.array(t_at, mask=t_at < 0)
     dup_n = rows.dup_n[at]
-    cols = {name: rows.table[c].take(pa.array(at)) for name, c in S.BRK_RESULT.items()}
+    cols = {name: _pick(rows.table[c], at) for name, c in T.BRK_RESULT.items()}
     cols["dup_n"] = pa.array(dup_n, mask=dup_n == 0)
-    cols |= {name: x.ledger[c].take(li) for name, c in S.BRK_LEDGER.items()}
-    cols |= {name: x.transfers[c].take(ti) for name, c in S.BRK_TRANSFERS.items()}
+    cols |= {name: x.ledger[c].take(li) for name, c in T.BRK_LEDGER.items()}
+    cols |= {name: x.transfers[c].take(ti) for name, c in T.BRK_TRANSFERS.items()}
     return pa.table(cols)
+
+
+def _pick(col: pa.ChunkedArray, at: np.ndarray) -> pa.ChunkedArray:
+    """``col.take(at)`` for ascending ``at``, chunk by chunk: a take across chunks would first concatenate them
+    (the result's transfer and ledger-only parts are chunks of their own)."""
+    ends = np.cumsum([len(c) for c in col.chunks])
+    cut = np.searchsorted(at, ends)
+    parts = [c.take(pa.array(at[lo:hi] - (end - len(c))))
+             for c, lo, hi, end in zip(col.chunks, [0, *cut[:-1]], cut, ends, strict=True) if hi > lo]
+    return pa.chunked_array(parts, col.type)
 
 
 #: kept under this name: the tests and ``R.rows`` use the one scatter

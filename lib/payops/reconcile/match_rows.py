@@ -81,6 +81,10 @@ class Inputs:
         led, tra, lnk = frames["ledger_in"], frames["transfers_in"], frames["links_in"]
         return cls(led, tra, lnk, *(pa.Table.from_pandas(df, preserve_index=False) for df in (led, tra, lnk)))
 
+    def tables(self) -> dict[str, pa.Table]:
+        """The tables under the names the SQL reads."""
+        return {"ledger_in": self.ledger, "transfers_in": self.transfers, "links_in": self.links}
+
 
 @dataclass
 class Pairs:
