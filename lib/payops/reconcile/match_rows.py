@@ -227,8 +227,6 @@ def rows(x: Inputs, key_l: np.ndarray, p: Pairs, link: np.ndarray, params: dict[
     lone = np.flatnonzero(~used)
     pad = len(lone)
     l_at = np.concatenate([t_l, lone])  # the ledger row each result row pairs with (-1: none)
-    shown = l_at.copy()  # the ledger id a row shows: an extra shows its group's
-    shown[:n_t][extra] = key_l[extra]
 
     def index(pos: np.ndarray) -> pa.Array:
         return pa.array(pos, mask=pos < 0)
@@ -242,7 +240,7 @@ def rows(x: Inputs, key_l: np.ndarray, p: Pairs, link: np.ndarray, params: dict[
 
     l_idx, b_idx = index(l_at), index(np.concatenate([link, np.full(pad, -1)]))
     # the gathers (one cache miss per value where the sides are in different orders), on both cores
-    taken = {"ledger_payout_id": pool.submit(x.ledger["ledger_payout_id"].take, index(shown)),
+    taken = {"ledger_payout_id": pool.submit(_ledger_ids, x, key_l, t_l, lone),
              **{c: pool.submit(x.ledger[c].take, l_idx) for c in (*_LEDGER_OUT, "destination", "currency")},
              **{c: pool.submit(x.links[c].take, b_idx) for c in _LINK_OUT}}
 
@@ -320,17 +318,31 @@ def rows(x: Inputs, key_l: np.ndarray, p: Pairs, link: np.ndarray, params: dict[
 def _either(g: pa.ChunkedArray, tv: pa.ChunkedArray, n_t: int) -> tuple[pa.ChunkedArray, np.ndarray]:
     """From the ledger's value per row (``g``, NULL where none) and the transfers' column ``tv``: ``coalesce(the
     ledger's, the transfer's)`` per row, and per transfer row whether the two are DISTINCT (NULL-safe; read
-    only where the row is paired). Where no transfer row needs the ledger's value (it is NULL, or the same),
-    the transfer rows are ``tv`` itself — no copy — and the ledger-only rows the tail of ``g``."""
+    only where the row is paired). The transfer rows are ``tv`` itself — no copy — unless some need the
+    ledger's value (it differs, or the transfer's is NULL): then one sequential pass picks either."""
     l_ok, t_ok = _valid(g)[:n_t], _valid(tv)
     same = np.asarray(pc.fill_null(pc.equal(g.slice(0, n_t), tv), False), dtype=bool)
     distinct = (l_ok != t_ok) | (l_ok & t_ok & ~same)
     patch = l_ok & distinct  # the ledger's value, not the transfer's
-    if not patch.any():
-        return pa.chunked_array([*tv.chunks, *g.slice(n_t).chunks], g.type), distinct
-    at = np.concatenate([np.where(patch, len(tv) + np.arange(n_t), np.arange(n_t)), len(tv) + np.arange(n_t, len(g))])
-    both = pa.concat_arrays([c.cast(g.type) for c in (*tv.chunks, *g.chunks)])
-    return pa.chunked_array([both.take(pa.array(at))]), distinct
+    head = pc.if_else(pa.array(patch), g.slice(0, n_t), tv.cast(g.type)) if patch.any() else tv.cast(g.type)
+    return pa.chunked_array([*head.chunks, *g.slice(n_t).chunks], g.type), distinct
+
+
+def _ledger_ids(x: Inputs, key_l: np.ndarray, t_l: np.ndarray, lone: np.ndarray) -> pa.ChunkedArray:
+    """The ledger id each row shows: a transfer keyed to a ledger row (paired with it, or a duplicate's extra
+    showing it as evidence) shows its key — equal to the ledger row's id byte for byte, as the key join matched
+    them — so where the key is the transfer's own ``ledger_payout_id`` (not NULL or empty) that column is used
+    as it is: no gather by position, which costs a cache miss a row when the two sides are in different orders.
+    The ledger's id is gathered where the key is the ``transfer_group``, where the fallback paired the row, and
+    for the ledger-only rows; NULL on the transfers paired with nothing."""
+    ids, meta = x.ledger["ledger_payout_id"], x.transfers["ledger_payout_id"].cast(pa.large_string())
+    own = (key_l >= 0) & _valid(meta) & np.asarray(pc.fill_null(pc.not_equal(meta, ""), False), dtype=bool)
+    shows = np.where(key_l >= 0, key_l, t_l)  # the ledger row whose id a transfer row shows (-1: none)
+    need = ~own & (shows >= 0)
+    head = pc.if_else(pa.array(own), meta, scatter(need, ids.take(pa.array(shows[need])))) if need.any() else \
+        pc.if_else(pa.array(own), meta, pa.scalar(None, pa.large_string()))
+    tail = ids.take(pa.array(lone)).cast(pa.large_string())
+    return pa.chunked_array([*(head.chunks if isinstance(head, pa.ChunkedArray) else [head]), *tail.chunks])
 
 
 def _category(conditions: dict[Category, np.ndarray]) -> np.ndarray:
