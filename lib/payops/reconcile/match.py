@@ -208,7 +208,7 @@ def _run(frames: dict[str, pd.DataFrame], config: ReconConfig, params: dict[str,
                 _check_ids(led["ledger_payout_id"], tra["transfer_id"])  # raises, unless two ids' hashes collided
             if big := rows.table.nbytes > _BIG_RESULT:  # the joins' hash tables were bigger still: back before pandas
                 _release(alone=True)
-            return _finish(con, rows, x, params)
+            return _finish(con, rows, x, params, pool)
     finally:
         if big:
             _release(alone=False)
@@ -317,19 +317,21 @@ def _candidates(con: duckdb.DuckDBPyConnection, ledger: pd.DataFrame, transfers:
     ledger id; a ledger row on two rows is paid more than once."""
     s = con.sql(S.STRUCTURE).to_arrow_table()  # no NULLs (coalesce): each column one zero-copy numpy view
     lp, tp, ht = (s[c].combine_chunks().to_numpy() for c in ("lp", "tp", "ht"))
-    on_t, on_l = tp >= 0, lp >= 0
+    on_t = tp >= 0
+    tid_repeats = pool.submit(_repeats, ht[on_t])
+    on_l = lp >= 0
     pair = on_t & on_l
-    per_l = np.bincount(lp[pair], minlength=len(ledger))  # transfers keyed to each ledger row
-    per_t = np.bincount(tp[pair], minlength=len(transfers))  # ledger rows named by each transfer's key
+    lpp, tpp = lp[pair], tp[pair]
+    per_l = np.bincount(lpp, minlength=len(ledger))  # transfers keyed to each ledger row
+    per_t = np.bincount(tpp, minlength=len(transfers))  # ledger rows named by each transfer's key
     lone_l, lone_t = lp[~on_t], tp[~on_l]
     lid, tid = ledger["ledger_payout_id"], transfers["transfer_id"]
     if per_t.max(initial=0) > 1 or lid.isna().any() or tid.isna().any() or lid.iloc[lone_l].duplicated().any():
         _check_ids(lid, tid)
-    tid_repeats = pool.submit(_repeats, ht[on_t])
     key_l = np.full(len(transfers), -1, dtype=np.int64)
-    key_l[tp[pair]] = lp[pair]
+    key_l[tpp] = lpp
     dup_l = per_l > 1
-    dup_t = tp[pair][dup_l[lp[pair]]]
+    dup_t = tpp[dup_l[lpp]]
     return np.union1d(lone_l, np.flatnonzero(dup_l)), np.union1d(lone_t, dup_t), key_l, tid_repeats
 
 
@@ -352,13 +354,14 @@ def _repeats(h: np.ndarray) -> bool:
     return bool(np.any(s[1:] == s[:-1]))
 
 
-def _finish(con: duckdb.DuckDBPyConnection, rows: R.Rows, x: R.Inputs, params: dict[str, Any]) -> pd.DataFrame:
+def _finish(con: duckdb.DuckDBPyConnection, rows: R.Rows, x: R.Inputs, params: dict[str, Any],
+            pool: ThreadPoolExecutor) -> pd.DataFrame:
     """The results as pandas, with reason and action: written (``match_text``) for the rows that need text only
     and put in place; NULL elsewhere (MATCHED by key)."""
     table, at = rows.table, rows.text
     reason = action = pa.nulls(table.num_rows, pa.large_string())
     if len(at):
-        new_reason, new_action = T.texts(_breaks(rows, x), params, lambda ts: _day(con, ts))
+        new_reason, new_action = T.texts(_breaks(rows, x, pool), params, lambda ts: _day(con, ts))
         mask = np.zeros(table.num_rows, bool)
         mask[at] = True
         reason, action = _scatter(mask, new_reason), _scatter(mask, new_action)
@@ -375,18 +378,18 @@ def _day(con: duckdb.DuckDBPyConnection, ts: pa.Array) -> pa.Array:
         con.unregister("_days")
 
 
-def _breaks(rows: R.Rows, x: R.Inputs) -> pa.Table:
+def _breaks(rows: R.Rows, x: R.Inputs, pool: ThreadPoolExecutor) -> pa.Table:
     """``brk``: what ``match_text`` reads of the rows that need text (``T.BRK_RESULT`` of the result row,
-    ``T.BRK_LEDGER`` of the ledger row it pairs with, ``T.BRK_TRANSFERS`` of its transfer), in result order."""
+    ``T.BRK_LEDGER`` of the ledger row it pairs with, ``T.BRK_TRANSFERS`` of its transfer), in result order —
+    gathered on both cores (a cache miss a value: the rows are spread over the result)."""
     at = rows.text
     l_at, t_at = rows.l_at[at], np.where(at < rows.n_t, at, -1)
     li, ti = pa.array(l_at, mask=l_at < 0), pa.array(t_at, mask=t_at < 0)
     dup_n = rows.dup_n[at]
-    cols = {name: _pick(rows.table[c], at) for name, c in T.BRK_RESULT.items()}
-    cols["dup_n"] = pa.array(dup_n, mask=dup_n == 0)
-    cols |= {name: x.ledger[c].take(li) for name, c in T.BRK_LEDGER.items()}
-    cols |= {name: x.transfers[c].take(ti) for name, c in T.BRK_TRANSFERS.items()}
-    return pa.table(cols)
+    cols = {name: pool.submit(_pick, rows.table[c], at) for name, c in T.BRK_RESULT.items()}
+    cols |= {name: pool.submit(x.ledger[c].take, li) for name, c in T.BRK_LEDGER.items()}
+    cols |= {name: pool.submit(x.transfers[c].take, ti) for name, c in T.BRK_TRANSFERS.items()}
+    return pa.table({**{name: f.result() for name, f in cols.items()}, "dup_n": pa.array(dup_n, mask=dup_n == 0)})
 
 
 def _pick(col: pa.ChunkedArray, at: np.ndarray) -> pa.ChunkedArray:

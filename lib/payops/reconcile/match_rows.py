@@ -398,12 +398,16 @@ def _at(values: np.ndarray, pos: np.ndarray, fill: Any = 0) -> np.ndarray:
     """``values[pos]``, ``fill`` where ``pos`` is -1 (no row)."""
     if not len(values):
         return np.full(len(pos), fill, dtype=values.dtype)
-    return np.where(pos >= 0, values[np.maximum(pos, 0)], fill)
+    out = values[pos]  # -1 reads the last value: overwritten below
+    out[pos < 0] = fill
+    return out
 
 
 def _sub(a: np.ndarray, b: np.ndarray, what: str) -> np.ndarray:
-    """``a - b`` in int64, raising where it overflows (DuckDB's BIGINT arithmetic raised there too)."""
+    """``a - b`` in int64, raising where it overflows (DuckDB's BIGINT arithmetic raised there too) — checked
+    value by value only when some magnitude reaches 2**62 (below, no difference of two can overflow)."""
     d = a - b
-    if np.any(((a ^ b) & (a ^ d)) < 0):
+    if not all(len(v) == 0 or (v.min() > -(2**62) and v.max() < 2**62) for v in (a, b)) \
+            and np.any(((a ^ b) & (a ^ d)) < 0):
         raise ValueError(f"{what} overflows int64 minor units")
     return d
