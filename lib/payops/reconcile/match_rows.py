@@ -148,18 +148,20 @@ def _fallback(x: Inputs, la: np.ndarray, lone_t: np.ndarray, window_days: int) -
     ta = lone_t[_valid(x.transfers["destination"].take(pa.array(lone_t)))]
     if not len(la) or not len(ta):
         return _NONE, _NONE
-    side = {}
-    for name, df, at, when in (("l", x.led, la, "expected_at"), ("t", x.tra, ta, "created")):
-        us, ok = _us(df[when])
-        f = pd.DataFrame({"dest": df["destination"].array.take(at), "cur": df["currency"].array.take(at),
-                          "amount": df["amount"].to_numpy()[at], "sec": epoch(us[at]), "i": np.arange(len(at))})
-        side[name] = f[ok[at] & f["dest"].notna().to_numpy() & f["cur"].notna().to_numpy()]  # NULL equals nothing
-    p = side["l"].merge(side["t"], on=["dest", "cur", "amount"], suffixes=("_l", "_t"))
-    dist = np.abs(p["sec_t"].to_numpy() - p["sec_l"].to_numpy())
+    # the candidate pairs: same destination, currency (NULL equals nothing) and amount, both times known
+    keys = [pc.dictionary_encode(pa.concat_arrays([side[c].take(pa.array(at)).combine_chunks().cast(pa.large_string())
+                                                   for side, at in ((x.ledger, la), (x.transfers, ta))]))
+            for c in ("destination", "currency")]  # one code per distinct string (exact)
+    ok = np.logical_and.reduce([_valid(k) for k in keys])
+    codes = [np.asarray(k.indices.fill_null(-1)) for k in keys]
+    amounts = np.concatenate([x.led["amount"].to_numpy()[la], x.tra["amount"].to_numpy()[ta]])
+    (l_us, l_ok), (t_us, t_ok) = _us(x.led["expected_at"]), _us(x.tra["created"])
+    ok &= np.concatenate([l_ok[la], t_ok[ta]])
+    pl, pt = _equal_keys([*codes, amounts], ok, len(la))
+    sec_l, sec_t = epoch(l_us[la]), epoch(t_us[ta])
+    dist = np.abs(sec_t[pt] - sec_l[pl])
     near = dist <= float(window_days) * 86400.0
-    pl, pt, dist = p["i_l"].to_numpy()[near], p["i_t"].to_numpy()[near], dist[near]
-    if not len(pl):
-        return _NONE, _NONE
+    pl, pt, dist = pl[near], pt[near], dist[near]
     rank_l = _rank(x.ledger["ledger_payout_id"].take(pa.array(la)))
     rank_t = _rank(x.transfers["transfer_id"].take(pa.array(ta)))
     by_l = np.lexsort((rank_t[pt], dist, pl))  # each ledger row's candidates, closest first
@@ -178,6 +180,20 @@ def _fallback(x: Inputs, la: np.ndarray, lone_t: np.ndarray, window_days: int) -
         taken |= new
         used_l[pl[new]] = used_t[pt[new]] = True
     return ta[pt[taken]], la[pl[taken]]
+
+
+def _equal_keys(keys: list[np.ndarray], ok: np.ndarray, n_l: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every (i, j) whose integer ``keys`` are all equal, ``i`` among the first ``n_l`` rows (the ledger side) and
+    ``j`` among the rest (numbered from 0), both ``ok``: rows grouped by their keys, then each ledger row with
+    every transfer of its group."""
+    _, group = np.unique(np.stack(keys, axis=1), axis=0, return_inverse=True)
+    group = np.where(ok, group.ravel(), -1)
+    g_l, g_t = group[:n_l], group[n_l:]
+    by = np.argsort(g_t, kind="stable")
+    lo, hi = np.searchsorted(g_t[by], g_l, "left"), np.searchsorted(g_t[by], g_l, "right")
+    count = np.where(g_l >= 0, hi - lo, 0)
+    start = np.cumsum(count) - count
+    return np.repeat(np.arange(n_l), count), by[np.repeat(lo - start, count) + np.arange(count.sum())]
 
 
 def _rank(ids: pa.ChunkedArray) -> np.ndarray:
