@@ -57,6 +57,8 @@ _MATCHED = CATEGORY.index(Category.MATCHED)
 _MISSING_IN_STRIPE = CATEGORY.index(Category.MISSING_IN_STRIPE)
 _CATEGORY_TEXT = pa.array([str(c) for c in CATEGORY], pa.large_string())
 _CONFIDENCE_TEXT = pa.array(["key", "fallback", "none"], pa.large_string())
+#: payout statuses the category reads (their index: 0 paid, 1-2 failed)
+_STATUS = pa.array(["paid", "failed", "canceled"], pa.large_string())
 
 #: ledger columns gathered into the result unchanged
 _LEDGER_OUT = ("studio_id", "run_id", "expected_at")
@@ -255,10 +257,13 @@ def rows(x: Inputs, key_l: np.ndarray, p: Pairs, link: np.ndarray, params: dict[
         return then(col, pa.nulls(pad, col.type))
 
     l_idx, b_idx = index(l_at), index(np.concatenate([link, np.full(pad, -1)]))
-    # the gathers (one cache miss per value where the sides are in different orders), on both cores
-    taken = {"ledger_payout_id": pool.submit(_ledger_ids, x, key_l, t_l, lone),
-             **{c: pool.submit(x.ledger[c].take, l_idx) for c in (*_LEDGER_OUT, "destination", "currency")},
-             **{c: pool.submit(x.links[c].take, b_idx) for c in _LINK_OUT}}
+    # the gathers (one cache miss per value where the sides are in different orders) on both cores, next to the
+    # arithmetic below; first what the category needs
+    taken = {"payout_status": pool.submit(x.links["payout_status"].take, b_idx),
+             **{c: pool.submit(_either, x.ledger[c], l_idx, x.transfers[c], n_t) for c in ("destination", "currency")},
+             "ledger_payout_id": pool.submit(_ledger_ids, x, key_l, t_l, lone),
+             **{c: pool.submit(x.ledger[c].take, l_idx) for c in _LEDGER_OUT},
+             **{c: pool.submit(x.links[c].take, b_idx) for c in _LINK_OUT if c != "payout_status"}}
 
     # amounts, exact in int64 minor units
     t_amount, t_rev = x.tra["amount"].to_numpy(), x.tra["amount_reversed"].to_numpy()
@@ -270,15 +275,10 @@ def rows(x: Inputs, key_l: np.ndarray, p: Pairs, link: np.ndarray, params: dict[
     created, created_ok = _us(x.tra["created"])
     arrival, arrival_ok = _us(x.lnk["arrival_date"])
     arrival, arrival_ok = _at(arrival, link), _at(arrival_ok, link, False)
-    got = {c: f.result() for c, f in taken.items()}
-    destination, dest_ne = _either(got["destination"], x.transfers["destination"], n_t)
-    currency, cur_ne = _either(got["currency"], x.transfers["currency"], n_t)
-    status = got["payout_status"].slice(0, n_t)
-
-    def status_in(*values: str) -> np.ndarray:
-        return np.asarray(pc.fill_null(pc.is_in(status, pa.array(values)), False), dtype=bool)
-
-    paid, cend = status_in("paid"), _micros(params["cend"])
+    status = taken["payout_status"].result().slice(0, n_t)
+    status = np.asarray(pc.index_in(status, value_set=_STATUS.cast(status.type)).fill_null(-1))
+    paid, cend = status == 0, _micros(params["cend"])
+    (destination, dest_ne), (currency, cur_ne) = (taken[c].result() for c in ("destination", "currency"))
     dup_n = np.zeros(n_t, np.int64)
     dup_n[p.dup_t] = p.dup_n
     fb = np.zeros(n_t, bool)
@@ -291,7 +291,7 @@ def rows(x: Inputs, key_l: np.ndarray, p: Pairs, link: np.ndarray, params: dict[
         Category.REVERSED_FULL: x.tra["reversed"].to_numpy() | ((t_rev > 0) & (t_rev >= t_amount)),
         Category.REVERSED_PARTIAL: t_rev > 0,
         Category.AMOUNT_MISMATCH: np.abs(diff) > int(params["tol"]),
-        Category.PAYOUT_FAILED: status_in("failed", "canceled"),
+        Category.PAYOUT_FAILED: status >= 1,  # failed, canceled
         Category.TIMING_IN_TRANSIT: (created_ok & (created >= _micros(params["pend"]))) | ~paid
                                     | (arrival_ok & (arrival >= cend)),
         Category.MATCHED_WITHIN_TOLERANCE: diff != 0,
@@ -300,6 +300,7 @@ def rows(x: Inputs, key_l: np.ndarray, p: Pairs, link: np.ndarray, params: dict[
     confidence = np.where(fb, 1, np.where(paired | extra, 0, 2)).astype(np.int8)
     first = np.full(n_t, -1, np.int64)
     first[p.dup_t] = p.dup_first
+    got = {c: f.result() for c, f in taken.items()}
     source = x.transfers["source"]
     dash = pa.array(np.full(pad, "—"), pa.large_string())
     table = pa.table({
@@ -331,11 +332,13 @@ def rows(x: Inputs, key_l: np.ndarray, p: Pairs, link: np.ndarray, params: dict[
     return Rows(table, text, l_at, np.concatenate([dup_n, np.zeros(pad, np.int64)]), n_t)
 
 
-def _either(g: pa.ChunkedArray, tv: pa.ChunkedArray, n_t: int) -> tuple[pa.ChunkedArray, np.ndarray]:
-    """From the ledger's value per row (``g``, NULL where none) and the transfers' column ``tv``: ``coalesce(the
-    ledger's, the transfer's)`` per row, and per transfer row whether the two are DISTINCT (NULL-safe; read
-    only where the row is paired). The transfer rows are ``tv`` itself — no copy — unless some need the
-    ledger's value (it differs, or the transfer's is NULL): then one sequential pass picks either."""
+def _either(lv: pa.ChunkedArray, l_idx: pa.Array, tv: pa.ChunkedArray, n_t: int) -> tuple[pa.ChunkedArray, np.ndarray]:
+    """From the ledger's column ``lv``, the ledger row of each result row (``l_idx``, NULL: none) and the
+    transfers' column ``tv``: ``coalesce(the ledger's, the transfer's)`` per row, and per transfer row whether
+    the two are DISTINCT (NULL-safe; read only where the row is paired). The transfer rows are ``tv`` itself —
+    no copy — unless some need the ledger's value (it differs, or the transfer's is NULL): then one sequential
+    pass picks either."""
+    g = lv.take(l_idx)
     l_ok, t_ok = _valid(g)[:n_t], _valid(tv)
     same = np.asarray(pc.fill_null(pc.equal(g.slice(0, n_t), tv), False), dtype=bool)
     distinct = (l_ok != t_ok) | (l_ok & t_ok & ~same)
