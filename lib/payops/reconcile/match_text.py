@@ -105,16 +105,17 @@ def _nullif_empty(value: pa.Array) -> pa.Array:
 
 
 class _Rows:
-    """The rows of one category: ``brk``'s columns by name (``r.tid``), and what the SQL derived from them."""
+    """The rows ``at`` of ``brk`` (one category's): its columns by name (``r.tid``, gathered when first read —
+    a template reads a few of them), and what the SQL derived from them."""
 
-    def __init__(self, brk: pa.Table, params: dict[str, Any], day: Day) -> None:
-        self._t, self._p, self._day = brk, params, day
-        self.n = brk.num_rows
+    def __init__(self, brk: pa.Table, at: np.ndarray, params: dict[str, Any], day: Day) -> None:
+        self._t, self._at, self._p, self._day = brk, pa.array(at), params, day
+        self.n = len(at)
 
     def __getattr__(self, name: str) -> pa.Array:  # a column of ``brk`` (kept: read once)
         if name.startswith("_") or name not in self._t.column_names:
             raise AttributeError(name)
-        value = self._t[name].combine_chunks()
+        value = self._t[name].take(self._at).combine_chunks()
         setattr(self, name, value)
         return value
 
@@ -296,14 +297,14 @@ def texts(brk: pa.Table, params: dict[str, Any], day: Day) -> Texts:
     """(reason, suggested_action) per row of ``brk``, in its order. A reason that is not MATCHED's ends in
     ``' (<FALLBACK_NOTE>)'`` when the row was matched by the fallback. ``day``: ``strftime(ts, '%Y-%m-%d')`` in
     UTC for the timestamps pyarrow does not format as DuckDB (``day_in_range``)."""
-    category = brk["category"].combine_chunks()
-    values = category.to_numpy(zero_copy_only=False)
+    category = pc.dictionary_encode(brk["category"].combine_chunks())
+    code, names = np.asarray(category.indices.fill_null(-1)), category.dictionary.to_pylist()
     order, reasons, actions = [], [], []
     for name, template in _TEMPLATES.items():
-        at = np.flatnonzero(values == name)
+        at = np.flatnonzero(code == names.index(name)) if name in names else []
         if not len(at):
             continue
-        rows = _Rows(brk.take(pa.array(at)), params, lambda ts: _day(ts, day))
+        rows = _Rows(brk, at, params, lambda ts: _day(ts, day))
         reason, action = template(rows)
         if name != "MATCHED":
             reason = _cat(reason, _when(pc.equal(rows.confidence, "fallback"), f" ({FALLBACK_NOTE})", ""))
