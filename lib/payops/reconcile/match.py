@@ -357,16 +357,22 @@ def _repeats(h: np.ndarray) -> bool:
 def _finish(con: duckdb.DuckDBPyConnection, rows: R.Rows, x: R.Inputs, params: dict[str, Any],
             pool: ThreadPoolExecutor) -> pd.DataFrame:
     """The results as pandas, with reason and action: written (``match_text``) for the rows that need text only
-    and put in place; NULL elsewhere (MATCHED by key)."""
-    table, at = rows.table, rows.text
-    reason = action = pa.nulls(table.num_rows, pa.large_string())
-    if len(at):
-        new_reason, new_action = T.texts(_breaks(rows, x, pool), params, lambda ts: _day(con, ts))
-        mask = np.zeros(table.num_rows, bool)
+    and put in place; NULL elsewhere (MATCHED by key). The other columns are converted to pandas on the pool
+    meanwhile (after ``_breaks`` read them: the conversion releases the table's buffers as it goes)."""
+    table, at, n = rows.table, rows.text, rows.table.num_rows
+    brk = _breaks(rows, x, pool) if len(at) else None
+    frame = pool.submit(_to_pandas, table)
+    reason = action = pa.nulls(n, pa.large_string())
+    if brk is not None:
+        new_reason, new_action = T.texts(brk, params, lambda ts: _day(con, ts))
+        mask = np.zeros(n, bool)
         mask[at] = True
         reason, action = _scatter(mask, new_reason), _scatter(mask, new_action)
-    i = table.column_names.index("confidence") + 1
-    return _to_pandas(table.add_column(i, "reason", reason).add_column(i + 1, "suggested_action", action))
+    df = frame.result()
+    i = df.columns.get_loc("confidence") + 1
+    for j, (name, values) in enumerate((("reason", reason), ("suggested_action", action))):
+        df.insert(i + j, name, pa.chunked_array([values]).to_pandas(types_mapper=_ARROW_TO_PANDAS.get))
+    return df
 
 
 def _day(con: duckdb.DuckDBPyConnection, ts: pa.Array) -> pa.Array:
@@ -407,9 +413,10 @@ _scatter = R.scatter
 
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:
-    """Arrow → the contract's dtypes directly (pyarrow-backed strings: no object columns, no second pass)."""
+    """Arrow → the contract's dtypes directly (pyarrow-backed strings: no object columns, no second pass), for
+    the contract's columns ``table`` has, in the contract's order."""
     df = table.to_pandas(types_mapper=_ARROW_TO_PANDAS.get, split_blocks=True, self_destruct=True)
-    dtypes = {**RESULT_COLUMNS, **EXTRA_COLUMNS}
+    dtypes = {c: t for c, t in {**RESULT_COLUMNS, **EXTRA_COLUMNS}.items() if c in df.columns}
     wrong = {c: t for c, t in dtypes.items() if str(df[c].dtype) != t}
     if wrong:
         df = df.astype(wrong)
