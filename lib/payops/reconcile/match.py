@@ -1,4 +1,5 @@
-"""Match ledger payouts to Stripe transfers and classify every row — in DuckDB (SQL in :mod:`.match_sql`).
+"""Match ledger payouts to Stripe transfers and classify every row — the joins in DuckDB (:mod:`.match_sql`), the
+rest in numpy/pyarrow (:mod:`.match_rows`, :mod:`.match_text`).
 
 ``reconcile(ledger, transfers, links, config)`` is a pure function over the frames of
 :mod:`payops.reconcile.schema`. Every ledger row and every transfer lands in exactly one result row,
@@ -20,8 +21,8 @@ gives the uniqueness checks and the *candidates* — whole key groups that are n
 (a few in a hundred); duplicate ranks and the fallback are computed on those rows only, in numpy
 (``match_rows.pairs``), and change nothing but positions. The result rows are then put together by position and
 classified in numpy/pyarrow (``match_rows.rows``: a gather per column, no second join, the category as a small
-integer code), and the long reason/action CASEs run in DuckDB only on the rows that need text (``_finish``),
-put in place before the one conversion to pandas.
+integer code); reason and action are written per category only for the rows that need text (``match_text``),
+while the rest is converted to pandas (``_finish``).
 
 Result rows are not in any particular order (sort for presentation); today: the transfers in input order, then
 the ledger rows nothing paired with.
@@ -272,7 +273,7 @@ def _session() -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 def _database() -> duckdb.DuckDBPyConnection:
-    """A new in-memory DuckDB with the macros and views of ``match_sql`` — bound once, against empty frames of
+    """A new in-memory DuckDB with the views of ``match_sql`` — bound once, against empty frames of
     the contract's dtypes (each session's frames have the same, ``_conform``): creating them per call cost
     more than matching a thousand rows."""
     db = duckdb.connect()

@@ -7,7 +7,7 @@ After the key join (``match._candidates``: per transfer the ledger row its key n
 2. ``rows``: every result row put together by position — each transfer in input order with the ledger row it
    pairs with and its payout link, then every ledger row nothing pairs with — a pyarrow gather per column (no
    second join), and classified: the category (``CATEGORY``, in precedence order) and the derived columns from
-   integer and boolean arrays; no text (``match._finish`` writes it for the rows ``_text`` marks).
+   integer and boolean arrays; no text (``match_text`` writes it for the rows ``Rows.text`` lists).
 
 Why not SQL: on a million rows DuckDB's classification pass cost ~0.12 s, most of it materialising strings that
 are coalesces of columns already gathered and the category CASE itself; here a category is a small integer
