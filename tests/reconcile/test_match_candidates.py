@@ -187,3 +187,18 @@ def test_releasing_memory_keeps_the_session_and_the_limit() -> None:
         assert con.execute("SELECT count(*), sum(x) FROM t").fetchall() == [(100000, 4999950000)]
         assert con.execute("SELECT current_setting('memory_limit')").fetchall() == [(limit,)]
     assert match._DB_SESSIONS == 0
+
+
+@pytest.mark.parametrize("ledger_amount,amount,reversed_amount", [
+    (5, -(2**63) + 1, 10),             # amount - amount_reversed
+    (-(2**63) + 1, 2**63 - 1, 0),      # stripe_amount - ledger_amount
+    (2**62, -(2**62), 0),              # their difference is -2**63: its absolute value does not fit
+])
+def test_amounts_whose_arithmetic_overflows_int64_are_refused(ledger_amount: int, amount: int,
+                                                              reversed_amount: int) -> None:
+    # exact integer minor units: never a silently wrapped difference (DuckDB's BIGINT arithmetic raised too)
+    args = frames([led(amount=ledger_amount)], [tr(amount=amount, amount_reversed=reversed_amount)])
+    with pytest.raises(ValueError, match="overflows int64"):
+        reconcile(*args, CFG)
+    fine = reconcile(*frames([led(amount=2**63 - 1)], [tr(amount=2**63 - 1)]), CFG).results
+    assert fine["difference"].tolist() == [0]

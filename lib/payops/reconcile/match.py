@@ -1,4 +1,5 @@
-"""Match ledger payouts to Stripe transfers and classify every row — in DuckDB (SQL in :mod:`.match_sql`).
+"""Match ledger payouts to Stripe transfers and classify every row — the joins in DuckDB (:mod:`.match_sql`), the
+rest in numpy/pyarrow (:mod:`.match_rows`, :mod:`.match_text`).
 
 ``reconcile(ledger, transfers, links, config)`` is a pure function over the frames of
 :mod:`payops.reconcile.schema`. Every ledger row and every transfer lands in exactly one result row,
@@ -13,15 +14,15 @@ and every result row has exactly one :class:`~payops.reconcile.schema.Category`:
    one-to-one), ``confidence="fallback"``;
 4. the chain transfer → destination payment → payout is followed (a ``paid`` payout wins over a
    failed one for the same destination payment, as Stripe re-sweeps failed funds);
-5. pairs are classified by the precedence in ``match_sql.CATEGORY_SQL``.
+5. pairs are classified by the precedence in ``match_rows.CATEGORY``.
 
-Cost at scale: the key join runs once, narrow, on row positions (``STRUCTURE``); counted in numpy it gives
-the uniqueness checks and the *candidates* — whole key groups that are not one ledger row + one transfer (a
-few in a hundred); duplicate groups, leftovers and the fallback run in SQL on those rows only and change
-nothing but positions. The result rows are then put together by position (``_assemble``: a gather per
-column, no second join), DuckDB computes the category and derived columns over them (``match_sql.FINAL``),
-and the long reason/action CASEs run only on the rows that need text (``_finish``), put in place before the
-one conversion to pandas.
+Cost at scale: the key join runs once, narrow, on row positions (``match_sql.STRUCTURE``); counted in numpy it
+gives the uniqueness checks and the *candidates* — whole key groups that are not one ledger row + one transfer
+(a few in a hundred); duplicate ranks and the fallback are computed on those rows only, in numpy
+(``match_rows.pairs``), and change nothing but positions. The result rows are then put together by position and
+classified in numpy/pyarrow (``match_rows.rows``: a gather per column, no second join, the category as a small
+integer code); reason and action are written per category only for the rows that need text (``match_text``),
+while the rest is converted to pandas (``_finish``).
 
 Result rows are not in any particular order (sort for presentation); today: the transfers in input order, then
 the ledger rows nothing paired with.
@@ -42,9 +43,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from payops.reconcile import match_rows as R
 from payops.reconcile import match_sql as S
+from payops.reconcile import match_text as T
 from payops.reconcile import periods
 from payops.reconcile.schema import (
     CLEAN,
@@ -131,10 +133,6 @@ def period_bounds(config: ReconConfig) -> tuple[datetime, datetime]:
     return end, end + timedelta(days=config.cutoff_margin_days)
 
 
-def _params(sql: str, params: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in params.items() if f"${k}" in sql}
-
-
 def _conform(df: pd.DataFrame | None, columns: dict[str, str], name: str) -> pd.DataFrame:
     """The contract's columns in the contract's dtypes (extra columns dropped) and the row position ``_pos``;
     a clear error if any is missing."""
@@ -202,43 +200,32 @@ def _run(frames: dict[str, pd.DataFrame], config: ReconConfig, params: dict[str,
     big = False
     try:
         with _session() as con, ThreadPoolExecutor(2) as pool:
-            for name, df in frames.items():
-                con.register(name, df)
-            links = pool.submit(_payouts, con, frames, len(tra))  # next to the statements below, on its own cursor
+            x = R.Inputs.of(frames)
+            for name, table in x.tables().items():  # Arrow, not the frames: DuckDB scans it faster
+                con.register(name, table)
+            links = pool.submit(_payouts, con, x)  # next to the statements below, on its own cursor
             lpos, tpos, key_l, tid_repeats = _candidates(con, led, tra, pool)
-            con.register("ledger_c", led.iloc[lpos])
-            con.register("transfers_c", tra.iloc[tpos])
-            for stmt in [S.GROUPS, S.DUP]:
-                con.execute(stmt)
-            _fallback(con, config.fallback_window_days)
-            con.execute(S.ADJ)
-            adj = con.sql("SELECT * FROM adj").to_arrow_table()
-            asm = _assemble(frames, key_l, adj, links.result(), pool)
-            con.register("asm", asm)
-            table = con.sql(S.FINAL, params=_params(S.FINAL, params)).to_arrow_table()  # in asm's row order
-            con.unregister("asm")
-            for name, col in PASS_THROUGH.items():
-                table = table.append_column(name, asm[col])
-            del asm
+            pairs = R.pairs(x, lpos, tpos, key_l, config.fallback_window_days)
+            rows = R.rows(x, key_l, pairs, links.result(), params, pool)
             if tid_repeats.result():
                 _check_ids(led["ledger_payout_id"], tra["transfer_id"])  # raises, unless two ids' hashes collided
-            if big := table.nbytes > _BIG_RESULT:  # the joins' hash tables were bigger still: back before pandas
+            if big := rows.table.nbytes > _BIG_RESULT:  # the joins' hash tables were bigger still: back before pandas
                 _release(alone=True)
-            return _finish(con, table, frames, params)
+            return _finish(con, rows, x, params, pool)
     finally:
         if big:
             _release(alone=False)
 
 
-def _payouts(con: duckdb.DuckDBPyConnection, frames: dict[str, pd.DataFrame], n_transfers: int) -> np.ndarray:
+def _payouts(con: duckdb.DuckDBPyConnection, x: R.Inputs) -> np.ndarray:
     """Per transfer position, the position of the payout link that swept its destination payment (-1: none).
     Of two or more (Stripe re-sweeps what a failed payout returned), ``match_sql.PAYOUT_RANK`` picks one.
     Runs on a cursor of its own (of ``con``'s database), so it can run next to ``con``'s statements."""
-    links = frames["links_in"]
+    links, n_transfers = x.lnk, len(x.tra)
     cur = con.cursor()
     try:
-        for name in ("transfers_in", "links_in"):
-            cur.register(name, frames[name])
+        for name, table in x.tables().items():
+            cur.register(name, table)
         p = cur.sql(S.PAYOUT_LINKS).to_arrow_table()
     finally:
         cur.close()
@@ -253,65 +240,6 @@ def _payouts(con: duckdb.DuckDBPyConnection, frames: dict[str, pd.DataFrame], n_
                                 na_position="last").drop_duplicates("tp")
         best[cand["tp"].to_numpy()] = cand["bp"].to_numpy()
     return best
-
-
-#: the input columns ``asm`` carries, under the names ``match_sql.FINAL`` reads
-_ASM_LEDGER = {"ledger_payout_id": "lid", "run_id": "run_id", "studio_id": "studio_id", "destination": "l_dest",
-               "amount": "l_amount", "currency": "l_cur", "expected_at": "expected_at"}
-_ASM_TRANSFERS = {"transfer_id": "tid", "created": "created", "amount": "t_amount", "currency": "t_cur",
-                  "destination": "t_dest", "source": "source", "amount_reversed": "amount_reversed",
-                  "reversed": "reversed"}
-_ASM_LINKS = ("payout_id", "payout_status", "arrival_date", "failure_code")
-_ASM_ADJ = ("dup_rk", "dup_n", "dup_first", "dup_k", "fb_lid")
-#: result columns that are ``asm`` columns unchanged (result name → ``asm`` name): not copied through DuckDB
-PASS_THROUGH = {"transfer_id": "tid", "payout_id": "payout_id", "studio_id": "studio_id", "ledger_amount": "l_amount",
-                "run_id": "run_id", "stripe_currency": "t_cur", "transfer_created": "created",
-                "expected_at": "expected_at", "payout_status": "payout_status", "arrival_date": "arrival_date",
-                "failure_code": "failure_code", "_lpos": "lpos", "_tpos": "tpos"}
-
-
-def _assemble(frames: dict[str, pd.DataFrame], key_l: np.ndarray, adj: pa.Table, link: np.ndarray,
-              pool: ThreadPoolExecutor) -> pa.Table:
-    """The result rows before classification, put together by position — no second join: every transfer in
-    input order (its columns as they are), with the ledger row it pairs with (its key's, unless it is a
-    duplicate group's extra; or the fallback's), then every ledger row nothing pairs with."""
-    led, tra, lnk = frames["ledger_in"], frames["transfers_in"], frames["links_in"]
-    n_t = len(tra)
-    t_l = key_l.copy()
-    a_t = adj["tpos"].to_numpy()
-    rk = pc.fill_null(adj["dup_rk"], 1).to_numpy()
-    fb = adj["fb_lpos"].is_valid().to_numpy(zero_copy_only=False)
-    t_l[a_t[rk > 1]] = -1  # a duplicate group's extras stand alone
-    t_l[a_t[fb]] = adj["fb_lpos"].filter(fb).to_numpy()
-    used = np.zeros(len(led), dtype=bool)
-    used[t_l[t_l >= 0]] = True
-    lone = np.flatnonzero(~used)
-    n_l = len(lone)
-
-    def index(pos: np.ndarray) -> pa.Array:
-        return pa.array(pos, mask=pos < 0)
-
-    def widen(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray:  # transfer columns: nulls on the ledger rows
-        chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
-        return pa.chunked_array([*chunks, pa.nulls(n_l, col.type)], col.type)
-
-    l_at = index(np.concatenate([t_l, lone]))
-    ledger = pa.Table.from_pandas(led[list(_ASM_LEDGER)], preserve_index=False)
-    transfers = pa.Table.from_pandas(tra[list(_ASM_TRANSFERS)], preserve_index=False)
-    links = pa.Table.from_pandas(lnk[list(_ASM_LINKS)], preserve_index=False)
-    a_at = np.full(n_t + n_l, -1, dtype=np.int64)
-    a_at[a_t] = np.arange(len(a_t))
-    b_at, adj_at = index(np.concatenate([link, np.full(n_l, -1)])), index(a_at)
-    # the gathers (one cache miss per value where the sides are in different orders) on both cores
-    taken = {**{new: pool.submit(ledger[old].take, l_at) for old, new in _ASM_LEDGER.items()},
-             **{c: pool.submit(links[c].take, b_at) for c in _ASM_LINKS},
-             **{c: pool.submit(adj[c].take, adj_at) for c in _ASM_ADJ}}
-    cols: dict[str, Any] = {new: taken[new].result() for new in _ASM_LEDGER.values()}
-    cols["lpos"] = l_at
-    cols |= {new: widen(transfers[old]) for old, new in _ASM_TRANSFERS.items()}
-    cols["tpos"] = index(np.concatenate([np.arange(n_t), np.full(n_l, -1)]))
-    cols |= {c: taken[c].result() for c in (*_ASM_LINKS, *_ASM_ADJ)}
-    return pa.table(cols)
 
 
 #: a result this large (Arrow bytes) gives DuckDB's memory back during the call and after it
@@ -347,7 +275,7 @@ def _session() -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 def _database() -> duckdb.DuckDBPyConnection:
-    """A new in-memory DuckDB with the macros and views of ``match_sql`` — bound once, against empty frames of
+    """A new in-memory DuckDB with the views of ``match_sql`` — bound once, against empty frames of
     the contract's dtypes (each session's frames have the same, ``_conform``): creating them per call cost
     more than matching a thousand rows."""
     db = duckdb.connect()
@@ -355,9 +283,8 @@ def _database() -> duckdb.DuckDBPyConnection:
     try:
         for side, columns in (("ledger", LEDGER_COLUMNS), ("transfers", TRANSFER_COLUMNS)):
             empty = _conform(None, columns, side)
-            for suffix in ("in", "c", "b"):
-                cur.register(f"{side}_{suffix}", empty)
-        for stmt in [*S.macros(), *S.views(), *S.views("c"), *S.views("b")]:
+            cur.register(f"{side}_in", empty)
+        for stmt in S.views():
             cur.execute(stmt)
     finally:
         cur.close()
@@ -393,19 +320,21 @@ def _candidates(con: duckdb.DuckDBPyConnection, ledger: pd.DataFrame, transfers:
     ledger id; a ledger row on two rows is paid more than once."""
     s = con.sql(S.STRUCTURE).to_arrow_table()  # no NULLs (coalesce): each column one zero-copy numpy view
     lp, tp, ht = (s[c].combine_chunks().to_numpy() for c in ("lp", "tp", "ht"))
-    on_t, on_l = tp >= 0, lp >= 0
+    on_t = tp >= 0
+    tid_repeats = pool.submit(_repeats, ht[on_t])
+    on_l = lp >= 0
     pair = on_t & on_l
-    per_l = np.bincount(lp[pair], minlength=len(ledger))  # transfers keyed to each ledger row
-    per_t = np.bincount(tp[pair], minlength=len(transfers))  # ledger rows named by each transfer's key
+    lpp, tpp = lp[pair], tp[pair]
+    per_l = np.bincount(lpp, minlength=len(ledger))  # transfers keyed to each ledger row
+    per_t = np.bincount(tpp, minlength=len(transfers))  # ledger rows named by each transfer's key
     lone_l, lone_t = lp[~on_t], tp[~on_l]
     lid, tid = ledger["ledger_payout_id"], transfers["transfer_id"]
     if per_t.max(initial=0) > 1 or lid.isna().any() or tid.isna().any() or lid.iloc[lone_l].duplicated().any():
         _check_ids(lid, tid)
-    tid_repeats = pool.submit(_repeats, ht[on_t])
     key_l = np.full(len(transfers), -1, dtype=np.int64)
-    key_l[tp[pair]] = lp[pair]
+    key_l[tpp] = lpp
     dup_l = per_l > 1
-    dup_t = tp[pair][dup_l[lp[pair]]]
+    dup_t = tpp[dup_l[lpp]]
     return np.union1d(lone_l, np.flatnonzero(dup_l)), np.union1d(lone_t, dup_t), key_l, tid_repeats
 
 
@@ -428,70 +357,69 @@ def _repeats(h: np.ndarray) -> bool:
     return bool(np.any(s[1:] == s[:-1]))
 
 
-def _fallback(con: duckdb.DuckDBPyConnection, window_days: int) -> int:
-    """Pair leftovers one-to-one on destination + currency + amount within the window, closest first; how many
-    pairs."""
-    ((n_la,),), ((n_ta,),), _ = (con.execute(stmt).fetchall() for stmt in S.LEFTOVERS)
-    window = float(window_days) * 86400.0
-    pairs = 0
-    # each round takes the mutually-closest pairs; the globally closest pair is always one, so this ends —
-    # at the latest when one side is all paired (no round needed to find that nothing is left)
-    while pairs < min(n_la, n_ta):
-        ((inserted,),) = con.execute(S.FALLBACK_ROUND, {"window": window}).fetchall()
-        if not inserted:
-            break
-        pairs += int(inserted)
-    return pairs
-
-
-_BRK_COLS = ["category", "stripe_amount", "ledger_amount", "stripe_currency", "transfer_created", "payout_id",
-             "payout_status", "arrival_date", "failure_code", "confidence", "_lpos", "_tpos"]
-
-
-def _finish(con: duckdb.DuckDBPyConnection, table: pa.Table, frames: dict[str, pd.DataFrame],
-            params: dict[str, Any]) -> pd.DataFrame:
-    """The results as pandas, with reason and action: computed on the rows that need text only (``BREAKS_SQL``,
-    their inputs found by position) and put in place; NULL elsewhere (MATCHED by key)."""
-    n = table.num_rows
-    mask = table["_text"].combine_chunks()
+def _finish(con: duckdb.DuckDBPyConnection, rows: R.Rows, x: R.Inputs, params: dict[str, Any],
+            pool: ThreadPoolExecutor) -> pd.DataFrame:
+    """The results as pandas, with reason and action: written (``match_text``) for the rows that need text only
+    and put in place; NULL elsewhere (MATCHED by key). The other columns are converted to pandas on the pool
+    meanwhile (after ``_breaks`` read them: the conversion releases the table's buffers as it goes)."""
+    table, at, n = rows.table, rows.text, rows.table.num_rows
+    brk = _breaks(rows, x, pool) if len(at) else None
+    frame = pool.submit(_to_pandas, table)
     reason = action = pa.nulls(n, pa.large_string())
-    brk = table.select(_BRK_COLS).filter(mask)
-    if brk.num_rows:
-        con.register("brk", brk.append_column("_i", pa.array(np.arange(brk.num_rows))))
-        for side, col in (("ledger", "_lpos"), ("transfers", "_tpos")):
-            con.register(f"{side}_b", frames[f"{side}_in"].iloc[pc.drop_null(brk[col]).to_numpy()])
-        sql, args = S.BREAKS_SQL, _params(S.BREAKS_SQL, params)
-        if brk.num_rows > 20_000:  # many: as Arrow; few: as rows, cheaper (the statement is bound once, not twice)
-            texts = con.sql(sql, params=args).to_arrow_table()
-            new_reason, new_action = (texts[c].combine_chunks() for c in ("reason", "suggested_action"))
-        else:
-            rows = con.execute(sql, args).fetchall()
-            new_reason, new_action = (pa.array([r[i] for r in rows], pa.large_string()) for i in (0, 1))
+    if brk is not None:
+        new_reason, new_action = T.texts(brk, params, lambda ts: _day(con, ts))
+        mask = np.zeros(n, bool)
+        mask[at] = True
         reason, action = _scatter(mask, new_reason), _scatter(mask, new_action)
-    at = table.column_names.index("confidence") + 1
-    table = table.add_column(at, "reason", reason).add_column(at + 1, "suggested_action", action)
-    return _to_pandas(table.drop_columns(["_text", "_lpos", "_tpos"]))
+    df = frame.result()
+    i = df.columns.get_loc("confidence") + 1
+    for j, (name, values) in enumerate((("reason", reason), ("suggested_action", action))):
+        df.insert(i + j, name, pa.chunked_array([values]).to_pandas(types_mapper=_ARROW_TO_PANDAS.get))
+    return df
 
 
-def _scatter(mask: pa.BooleanArray, values: pa.LargeStringArray) -> pa.LargeStringArray:
-    """``len(mask)`` strings: ``values`` in order at the ``mask``ed slots, NULL elsewhere — built from
-    ``values``' own text buffer and new offsets, so nothing is copied string by string."""
-    n, at = len(mask), np.flatnonzero(mask.to_numpy(zero_copy_only=False))
-    values = values.cast(pa.large_string())
-    offsets = np.frombuffer(values.buffers()[1], np.int64, len(values) + 1, values.offset * 8)
-    lengths = np.zeros(n + 1, np.int64)
-    lengths[at + 1] = np.diff(offsets)
-    valid = np.zeros(n, bool)
-    valid[at] = values.is_valid().to_numpy(zero_copy_only=False)
-    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(np.cumsum(lengths) + offsets[0]),
-                                            values.buffers()[2] or pa.py_buffer(b""),
-                                            pa.py_buffer(np.packbits(valid, bitorder="little")))
+def _day(con: duckdb.DuckDBPyConnection, ts: pa.Array) -> pa.Array:
+    """DuckDB's ``strftime(ts, '%Y-%m-%d')`` (the session is in UTC), for the dates ``match_text`` leaves to it."""
+    con.register("_days", pa.table({"ts": ts}))
+    try:
+        return con.sql("SELECT strftime(ts, '%Y-%m-%d') AS d FROM _days").to_arrow_table()["d"].combine_chunks()
+    finally:
+        con.unregister("_days")
+
+
+def _breaks(rows: R.Rows, x: R.Inputs, pool: ThreadPoolExecutor) -> pa.Table:
+    """``brk``: what ``match_text`` reads of the rows that need text (``T.BRK_RESULT`` of the result row,
+    ``T.BRK_LEDGER`` of the ledger row it pairs with, ``T.BRK_TRANSFERS`` of its transfer), in result order —
+    gathered on both cores (a cache miss a value: the rows are spread over the result)."""
+    at = rows.text
+    l_at, t_at = rows.l_at[at], np.where(at < rows.n_t, at, -1)
+    li, ti = pa.array(l_at, mask=l_at < 0), pa.array(t_at, mask=t_at < 0)
+    dup_n = rows.dup_n[at]
+    cols = {name: pool.submit(_pick, rows.table[c], at) for name, c in T.BRK_RESULT.items()}
+    cols |= {name: pool.submit(x.ledger[c].take, li) for name, c in T.BRK_LEDGER.items()}
+    cols |= {name: pool.submit(x.transfers[c].take, ti) for name, c in T.BRK_TRANSFERS.items()}
+    return pa.table({**{name: f.result() for name, f in cols.items()}, "dup_n": pa.array(dup_n, mask=dup_n == 0)})
+
+
+def _pick(col: pa.ChunkedArray, at: np.ndarray) -> pa.ChunkedArray:
+    """``col.take(at)`` for ascending ``at``, chunk by chunk: a take across chunks would first concatenate them
+    (the result's transfer and ledger-only parts are chunks of their own)."""
+    ends = np.cumsum([len(c) for c in col.chunks])
+    cut = np.searchsorted(at, ends)
+    parts = [c.take(pa.array(at[lo:hi] - (end - len(c))))
+             for c, lo, hi, end in zip(col.chunks, [0, *cut[:-1]], cut, ends, strict=True) if hi > lo]
+    return pa.chunked_array(parts, col.type)
+
+
+#: kept under this name: the tests and ``R.rows`` use the one scatter
+_scatter = R.scatter
 
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:
-    """Arrow → the contract's dtypes directly (pyarrow-backed strings: no object columns, no second pass)."""
+    """Arrow → the contract's dtypes directly (pyarrow-backed strings: no object columns, no second pass), for
+    the contract's columns ``table`` has, in the contract's order."""
     df = table.to_pandas(types_mapper=_ARROW_TO_PANDAS.get, split_blocks=True, self_destruct=True)
-    dtypes = {**RESULT_COLUMNS, **EXTRA_COLUMNS}
+    dtypes = {c: t for c, t in {**RESULT_COLUMNS, **EXTRA_COLUMNS}.items() if c in df.columns}
     wrong = {c: t for c, t in dtypes.items() if str(df[c].dtype) != t}
     if wrong:
         df = df.astype(wrong)
