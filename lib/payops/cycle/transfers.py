@@ -246,12 +246,10 @@ def _fail_cycle(ctx: CycleContext, reason: str) -> int:
 
 def alert(ctx: CycleContext, text: str) -> str:
     """Post ``text`` to Slack if configured; returns what happened (delivery errors are raised)."""
-    if ctx.settings.slack_webhook_url is None:
-        return "Slack not configured (PAYOPS_SLACK_WEBHOOK_URL): no alert sent"
-    from payops.notify.slack import send_slack
+    from payops.notify.slack import post_text
 
-    send_slack(ctx.settings.slack_webhook_url.get_secret_value(),
-               {"channel": ctx.settings.slack_channel, "text": text})
+    if not post_text(ctx.settings, text):
+        return "Slack not configured (PAYOPS_SLACK_WEBHOOK_URL): no alert sent"
     return f"alert posted to {ctx.settings.slack_channel}"
 
 

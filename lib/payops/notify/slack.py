@@ -16,6 +16,7 @@ from typing import Any
 from slack_sdk.errors import SlackClientError
 from slack_sdk.webhook import WebhookClient
 
+from payops.config import Settings
 from payops.errors import NotificationError
 from payops.notify.render import DeliveryResult
 
@@ -78,3 +79,12 @@ def send_slack(webhook_url: str, payload: dict[str, Any], *, timeout: float = 10
         channel="slack", ok=True, status=response.status_code, detail=body.strip(),
         delivered_at=datetime.now(UTC),
     )
+
+
+def post_text(settings: Settings, text: str) -> bool:
+    """Post ``text`` to ``PAYOPS_SLACK_CHANNEL`` through ``PAYOPS_SLACK_WEBHOOK_URL``; False (nothing sent) when
+    no webhook is configured. A failed delivery raises NotificationError (as ``send_slack``)."""
+    if settings.slack_webhook_url is None or not settings.slack_webhook_url.get_secret_value():
+        return False
+    send_slack(settings.slack_webhook_url.get_secret_value(), {"channel": settings.slack_channel, "text": text})
+    return True

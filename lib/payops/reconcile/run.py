@@ -112,12 +112,11 @@ def summary_text(outcome: ReconOutcome) -> str:
 
 def post_summary(settings: Settings, text: str) -> bool:
     """Post to Slack if PAYOPS_SLACK_WEBHOOK_URL is set (False when not); a failed delivery is raised."""
-    if settings.slack_webhook_url is None or not settings.slack_webhook_url.get_secret_value():
+    from payops.notify.slack import post_text
+
+    if not post_text(settings, text):
         log.info("reconciliation: PAYOPS_SLACK_WEBHOOK_URL not set, no Slack message")
         return False
-    from payops.notify.slack import send_slack
-
-    send_slack(settings.slack_webhook_url.get_secret_value(), {"channel": settings.slack_channel, "text": text})
     return True
 
 

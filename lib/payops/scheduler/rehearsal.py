@@ -83,12 +83,11 @@ def rehearsal_message(run_id: str, *, status: str, slot: datetime | None, operat
 
 
 def _post(settings: Settings, text: str) -> bool:
-    if settings.slack_webhook_url is None or not settings.slack_webhook_url.get_secret_value():
+    from payops.notify.slack import post_text
+
+    if not post_text(settings, text):
         log.info("rehearsal: PAYOPS_SLACK_WEBHOOK_URL not set, no Slack message")
         return False
-    from payops.notify.slack import send_slack
-
-    send_slack(settings.slack_webhook_url.get_secret_value(), {"text": text})
     return True
 
 
