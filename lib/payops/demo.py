@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 from rich.console import Console
@@ -40,6 +41,8 @@ def main() -> None:
     db_file = var / "demo.db"
     for p in (db_file, var / "demo.db-wal", var / "demo.db-shm"):
         p.unlink(missing_ok=True)
+    recon_cache = var / "demo-recon-cache"  # the demo world is new each time: so are its cached Stripe pages
+    shutil.rmtree(recon_cache, ignore_errors=True)
     console.print(Panel.fit("payops demo — manual payout fallback SOP, offline (Stripe sandbox + SQLite)"))
     sb = start_sandbox(seed="demo", rate_limit=0)
     sinks = start_sinks(http_port=0, smtp_port=0)
@@ -54,6 +57,7 @@ def main() -> None:
             "PAYOPS_SMTP_HOST": sinks.smtp_host,
             "PAYOPS_SMTP_PORT": str(sinks.smtp_port),
             "PAYOPS_ENVIRONMENT": "test",
+            "PAYOPS_RECON_CACHE_DIR": str(recon_cache.resolve()),
         })
         from payops import db, manual
         from payops.archive import verify_archive
