@@ -1,0 +1,46 @@
+"""`make demo` itself, end to end in a fresh folder: the SOP pays once, the reconciliation finds the planted
+breaks, the next cycle runs, and the archive verifies — so the README's first command cannot rot unseen."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+#: the reconciliation's break table in the demo's output: (category, currency, breaks)
+PLANTED = {("DUPLICATE_PAYMENT", "USD", 2), ("MISSING_IN_LEDGER", "CAD", 1), ("MISSING_IN_STRIPE", "CAD", 1),
+           ("MISSING_IN_STRIPE", "USD", 1), ("PAYOUT_FAILED", "USD", 1), ("REVERSED_PARTIAL", "CAD", 1),
+           ("TIMING_IN_TRANSIT", "CAD", 1)}
+
+
+def test_make_demo_runs_end_to_end(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTEST_", "PAYOPS_", "STRIPE_", "SLACK_", "SMTP_"))}
+    env |= {"PAYOPS_OUTPUT_DIR": str(tmp_path / "outputs"), "COLUMNS": "200"}
+    res = subprocess.run([sys.executable, "-m", "payops.demo"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=600, check=False)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-4000:]
+    assert "archive verifies" in out
+    rows = {(m[0], m[1], int(m[2])) for m in re.findall(r"│ ([A-Z_]+) +│ ([A-Z]{3}) +│ (\d+) +│", out)}
+    assert rows == PLANTED, rows
+    ids = json.loads(out[out.rindex("{"):])
+    assert set(ids) == {"dry_run", "live_run", "transfer", "reconciliation"} and ids["transfer"].startswith("tr_")
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'demo.db'}")
+    with engine.connect() as conn:  # one transfer, one audit row, for the one ledger payout paid by hand
+        audit = conn.execute(text("SELECT stripe_transfer_id, status FROM manual_payouts")).all()
+        cycle = conn.execute(text("SELECT status FROM payout_runs WHERE cycle_date = '2026-12-01'")).scalar_one()
+    engine.dispose()
+    assert [a[0] for a in audit] == [ids["transfer"]] and cycle == "completed"
+    runs = sorted(p.name for p in (tmp_path / "outputs").iterdir() if p.is_dir())
+    assert runs == ["manual_payout", "payout_cycle", "reconciliation"]
+    assert len((tmp_path / "outputs" / "CHAIN.jsonl").read_text().splitlines()) == 5  # every run sealed, chained
