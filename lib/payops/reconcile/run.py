@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -58,7 +59,7 @@ class ReconOutcome:
 
 
 def execute_reconciliation(params: ReconParams, settings: Settings | None = None,
-                           on_created: Any = None) -> ReconOutcome:
+                           on_created: Callable[[str], object] | None = None) -> ReconOutcome:
     """Create and execute the run (``on_created(run_id)`` is called in between); any failure other than the
     report's own over-threshold stop is raised."""
     from payops import runner
