@@ -39,12 +39,14 @@ DEFERRED_COLUMNS: dict[str, str] = {
 
 
 def transfer_key(transfers: pd.DataFrame) -> pd.Series:
-    """The ledger payout a transfer names: ``metadata.ledger_payout_id``, else ``transfer_group`` (blank: NA)."""
-    def clean(col: str) -> pd.Series:
-        s = transfers[col].astype("string").str.strip()
+    """The ledger payout a transfer names: ``metadata.ledger_payout_id``, else ``transfer_group`` (an empty one
+    names none) — exactly the key the matcher joins on (``match_sql``), byte for byte (the loaders already
+    turned blank values into NULL)."""
+    def named(col: str) -> pd.Series:
+        s = transfers[col].astype("string")
         return s.mask(s == "")
 
-    return clean("ledger_payout_id").fillna(clean("transfer_group"))
+    return named("ledger_payout_id").fillna(named("transfer_group"))
 
 
 def period_end(config: ReconConfig) -> datetime:
