@@ -45,6 +45,7 @@ def _invoke(*extra: str) -> tuple[int, str]:
 def test_recon_cli_finds_planted_breaks(recon_env) -> None:  # type: ignore[no-untyped-def]
     code, out = _invoke()
     assert code == 10, out
+    assert "exceed --max-unexplained 0" in out, out
     m = re.search(r"run (\S+)", out)
     assert m, out
     run_id = m.group(1)

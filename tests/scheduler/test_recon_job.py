@@ -38,6 +38,7 @@ def test_over_the_threshold_the_slot_fails_and_slack_hears_it(recon_settings) ->
     (ex,) = _tick(recon_settings.settings).executions
     assert (ex.job, ex.status, ex.exit_code) == (RECONCILIATION, "failed", 10), ex
     assert "ReconciliationBreaks" in (ex.error or "") and ex.run_id
+    assert "exceed PAYOPS_RECON_MAX_UNEXPLAINED 0" in (ex.error or "")
     with session_scope(recon_settings.settings) as s:
         row = s.scalar(select(ScheduledExecution).where(ScheduledExecution.job == RECONCILIATION))
         assert row is not None and row.status == "failed" and row.runbook_run_id == ex.run_id

@@ -26,7 +26,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from payops.errors import FieldProblem, ParamsInvalid, ReconciliationBreaks
+from payops.errors import FieldProblem, ParamsInvalid
 from payops.money import Money, MoneyError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -89,8 +89,7 @@ def run_reconciliation(params: Any) -> str:
     _print_summary(outcome.breaks)
     console.print(f"archive: {outcome.folder}", soft_wrap=True)
     if outcome.over_threshold:
-        raise ReconciliationBreaks(f"{outcome.unexplained} unexplained break(s) exceed --max-unexplained "
-                                   f"{params.max_unexplained} (run {outcome.run_id}; see {outcome.folder})")
+        raise outcome.error("--max-unexplained")
     console.print(f"[green]✓[/] {outcome.unexplained} unexplained break(s), threshold {params.max_unexplained}")
     return outcome.run_id
 

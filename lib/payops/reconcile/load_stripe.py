@@ -467,18 +467,16 @@ def load_stripe_csv(path: Path | str) -> tuple[pd.DataFrame, pd.DataFrame]:
                                                                  f"{', '.join(sorted(PAYOUT_STATUSES))}"))
         if (swept["destination_payment"].str.strip() == "").any():
             problems.append(FieldProblem("stripe.destination_payment", f"empty on a row with a payout_id in {where}"))
-    for col in ("created", "arrival_date") if len(swept) else ("created",):
-        frame = raw if col == "created" else swept
-        if _timestamps(frame[col]) is None:
-            problems.append(FieldProblem(f"stripe.{col}", f"not ISO 8601 or unix seconds in {where}"))
+    created = _timestamps(raw["created"])
+    arrival = _timestamps(swept["arrival_date"]) if len(swept) else pd.Series([], dtype="datetime64[us, UTC]")
+    problems += [FieldProblem(f"stripe.{col}", f"not ISO 8601 or unix seconds in {where}")
+                 for col, parsed in (("created", created), ("arrival_date", arrival)) if parsed is None]
     if problems:
         raise ParamsInvalid(problems, "Stripe export")
-    raw["created"] = _timestamps(raw["created"])
+    raw["created"] = created
     raw["reversed"] = raw["reversed"].str.lower().isin(["true", "1", "yes"])
-    if not len(swept):
+    if not len(swept):  # no payout columns, or no row with a payout
         return conform_transfers(raw), links_frame([])
-    arrival = _timestamps(swept["arrival_date"])
-    assert arrival is not None  # checked above
     links = [{"destination_payment": dp.strip(), "payout_id": po.strip(), "account": acct.strip() or None,
               "payout_status": st.strip(), "arrival_date": None if pd.isna(at) else int(at.timestamp()),
               "failure_code": code.strip() or None}

@@ -24,8 +24,8 @@ _KEY = "coalesce(nullif(ledger_payout_id, ''), nullif(transfer_group, ''))"
 def views() -> list[str]:
     """``L``/``T`` over ``ledger_in``/``transfers_in`` (the key join's sides).
 
-    Created once per database (``match._database``), like the macros: a view names the frames, and each
-    cursor reads the frames it registered under those names."""
+    Created once per database (``match._database``): a view names the frames, and each cursor reads the frames
+    it registered under those names."""
     return [
         """CREATE OR REPLACE VIEW L AS SELECT ledger_payout_id AS lid, _pos AS lpos FROM ledger_in""",
         f"""CREATE OR REPLACE VIEW T AS SELECT transfer_id AS tid, {_KEY} AS k, _pos AS tpos FROM transfers_in""",

@@ -50,9 +50,10 @@ class ReconOutcome:
         """``succeeded``, or ``breaks`` when the unexplained breaks exceed the threshold."""
         return "breaks" if self.over_threshold else "succeeded"
 
-    def error(self) -> ReconciliationBreaks:
-        """The error a caller raises over the threshold (carries ``run_id``)."""
-        exc = ReconciliationBreaks(f"{self.unexplained} unexplained break(s) exceed the threshold "
+    def error(self, threshold: str = "the threshold") -> ReconciliationBreaks:
+        """The error a caller raises over the threshold (carries ``run_id``); ``threshold`` names where the
+        caller's limit came from (a flag, a variable)."""
+        exc = ReconciliationBreaks(f"{self.unexplained} unexplained break(s) exceed {threshold} "
                                    f"{self.max_unexplained} (run {self.run_id}; see {self.folder})")
         exc.run_id = self.run_id  # type: ignore[attr-defined]
         return exc
@@ -132,5 +133,5 @@ def run_monthly(day: date, settings: Settings) -> ReconOutcome:
         exc.run_id = outcome.run_id  # type: ignore[attr-defined]
         raise
     if outcome.over_threshold:
-        raise outcome.error()
+        raise outcome.error("PAYOPS_RECON_MAX_UNEXPLAINED")
     return outcome
