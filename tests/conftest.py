@@ -26,6 +26,21 @@ OPS_APPROVER = "bbbbbbbb-0000-4000-8000-000000000002"
 FINANCE_APPROVER = "cccccccc-0000-4000-8000-000000000003"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _worker_private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Each test process (each pytest-xdist worker) gets its own reconciliation page cache instead of the
+    project's ``var/recon-cache``: workers never share a folder. Everything else a test touches is already
+    its own (``tmp_path`` output folders, a fresh database per test, servers on port 0)."""
+    if "PAYOPS_RECON_CACHE_DIR" in os.environ:
+        yield
+        return
+    os.environ["PAYOPS_RECON_CACHE_DIR"] = str(tmp_path_factory.mktemp("recon-cache"))
+    try:
+        yield
+    finally:
+        os.environ.pop("PAYOPS_RECON_CACHE_DIR", None)
+
+
 @pytest.fixture(scope="session")
 def in_ci() -> bool:
     """``CI=true``: a missing service or browser is a failure, not a skip.
@@ -103,7 +118,9 @@ def migrated_db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 def stripe_sandbox():  # type: ignore[no-untyped-def]
     from payops.sandbox.testing import start_sandbox
 
-    sb = start_sandbox(seed="demo", rate_limit=0)
+    # a bank that pays in 0.25 s of sandbox time instead of 3 s: step 50 follows the same transitions
+    # (pending → in_transit → paid) in a second; tests that need a slow payout set their own delay
+    sb = start_sandbox(seed="demo", rate_limit=0, payout_delay_seconds=0.25)
     yield sb
     sb.stop()
 
