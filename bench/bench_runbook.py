@@ -21,7 +21,6 @@ Target: ``runbook`` within 1.5x of ``floor``. Results: ``bench/results/runbook.j
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import statistics
 import tempfile
@@ -34,6 +33,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bench import write_results
 from payops import demo_data
 
 REPEAT = int(os.environ.get("PAYOPS_BENCH_RUNBOOK_REPEAT", "3"))
@@ -229,9 +229,7 @@ def main() -> dict[str, Any]:
     console.print(where)
     console.print(f"target ≤ {TARGET_RATIO}x the floor: {'met' if results['meets_target'] else 'NOT met'} "
                   f"({results['ratio']}x)")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    console.print(f"wrote {RESULTS}")
+    write_results(RESULTS, results)
     return results
 
 
