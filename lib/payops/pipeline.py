@@ -132,6 +132,7 @@ class StepKernels:
         self._lookahead = max(0, LOOKAHEAD if lookahead is None else lookahead)
         self._extra = list(extra_arguments)
         self._started: dict[str, Any] = {}
+        self._failed: dict[str, Exception] = {}
 
     def __enter__(self) -> StepKernels:
         if self._order:
@@ -152,14 +153,20 @@ class StepKernels:
 
     def _start_through(self, index: int) -> None:
         for step in self._order[index:index + self._lookahead + 1]:
-            if step not in self._started:
-                self._started[step] = self._start(step)
+            if step not in self._started and step not in self._failed:
+                try:
+                    self._started[step] = self._start(step)
+                except Exception as exc:  # noqa: BLE001 — raised by take(step), inside that step's own handling
+                    self._failed[step] = exc
 
     def take(self, step: str) -> Any:
-        """The started kernel manager for ``step`` (a fresh one if it died); starts the next ones."""
+        """The started kernel manager for ``step`` (a fresh one if it died); starts the next ones. A kernel
+        that could not be started raises here, when its step runs — where the runner records failures."""
         from jupyter_core.utils import run_sync
 
         self._start_through(self._order.index(step))
+        if step in self._failed:
+            raise self._failed.pop(step)
         km = self._started.pop(step)
         if not run_sync(km.is_alive)():
             self.retire(km)

@@ -127,3 +127,20 @@ def test_html_renderer_renders_behind_and_catches_up(tmp_path: Path) -> None:
             renderer.finish()
     finally:
         renderer.close()
+
+
+def test_a_kernel_that_cannot_start_fails_its_step_not_the_run_set_up(tmp_path: Path) -> None:
+    """A start failure (no such kernel) surfaces when the step takes its kernel — inside the runner's
+    per-step handling, where it is recorded as that step's failure — not when the pipeline is set up."""
+    steps = [(name, _notebook(tmp_path / f"{name}.ipynb", "print('ok')")) for name in ("a", "b")]
+    kernels = pipeline.StepKernels(steps, lookahead=1)
+    original = pipeline.KERNEL_NAME
+    pipeline.KERNEL_NAME = "no-such-kernel"
+    try:
+        with kernels:  # nothing raised while starting ahead
+            with pytest.raises(Exception, match="no-such-kernel"):
+                kernels.take("a")
+            with pytest.raises(Exception, match="no-such-kernel"):
+                kernels.take("b")
+    finally:
+        pipeline.KERNEL_NAME = original
