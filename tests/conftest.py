@@ -18,6 +18,13 @@ from sqlalchemy.engine import make_url
 from payops import db
 from payops.config import Settings, get_settings
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist workers inherit COLUMNS=80 / LINES=24 from their gateway; a Rich console created at import
+    # would freeze at 80 columns and ignore the COLUMNS a test gives CliRunner — as in a serial run, leave
+    # the width to each invocation
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
+
 PG_ADMIN_URL = os.environ.get("PAYOPS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
