@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SANDBOX_PORT ?= 12111
 PYTEST_ARGS ?=
+# test workers (pytest-xdist): one per core; each has its own databases, ports, folders and sandbox
+PYTEST_WORKERS ?= auto
 CHROMIUM ?= /usr/bin/chromium
 APT_CHROMIUM := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null
 
@@ -36,10 +38,10 @@ demo: install ## run the manual payout SOP end to end offline (sandbox + SQLite 
 	$(PY) -m payops.demo
 
 test: install browser ## run every test (unit, database on SQLite and PostgreSQL, notebooks via nbval, e2e)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=25 $(PYTEST_ARGS)
 
 test-nb: install ## execute the runbook notebooks against the sandbox and validate them with nbval
-	$(PY) -m pytest tests/notebooks $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=25 tests/notebooks $(PYTEST_ARGS)
 
 lint: install ## ruff over the library, tests and benchmarks
 	$(VENV)/bin/ruff check lib tests bench scripts

@@ -18,12 +18,34 @@ from sqlalchemy.engine import make_url
 from payops import db
 from payops.config import Settings, get_settings
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist workers inherit COLUMNS=80 / LINES=24 from their gateway; a Rich console created at import
+    # would freeze at 80 columns and ignore the COLUMNS a test gives CliRunner — as in a serial run, leave
+    # the width to each invocation
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
+
 PG_ADMIN_URL = os.environ.get("PAYOPS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 OPERATOR = "aaaaaaaa-0000-4000-8000-000000000001"
 OPS_APPROVER = "bbbbbbbb-0000-4000-8000-000000000002"
 FINANCE_APPROVER = "cccccccc-0000-4000-8000-000000000003"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _worker_private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Each test process (each pytest-xdist worker) gets its own reconciliation page cache instead of the
+    project's ``var/recon-cache``: workers never share a folder. Everything else a test touches is already
+    its own (``tmp_path`` output folders, a fresh database per test, servers on port 0)."""
+    if "PAYOPS_RECON_CACHE_DIR" in os.environ:
+        yield
+        return
+    os.environ["PAYOPS_RECON_CACHE_DIR"] = str(tmp_path_factory.mktemp("recon-cache"))
+    try:
+        yield
+    finally:
+        os.environ.pop("PAYOPS_RECON_CACHE_DIR", None)
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +125,9 @@ def migrated_db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 def stripe_sandbox():  # type: ignore[no-untyped-def]
     from payops.sandbox.testing import start_sandbox
 
-    sb = start_sandbox(seed="demo", rate_limit=0)
+    # a bank that pays in 0.25 s of sandbox time instead of 3 s: step 50 follows the same transitions
+    # (pending → in_transit → paid) in a second; tests that need a slow payout set their own delay
+    sb = start_sandbox(seed="demo", rate_limit=0, payout_delay_seconds=0.25)
     yield sb
     sb.stop()
 

@@ -2,124 +2,78 @@
 
 Errors print one readable line (plus the failed notebook's path) and exit non-zero with the error
 tree's exit code.
+
+Fast to answer: this module imports Typer, Rich and :mod:`payops.cli_support` only. Each command imports
+what it uses inside its function, and each command *family* (``payops recon …``, ``payops sandbox …``)
+is imported only when one of its commands runs — ``payops --help`` lists them from :data:`FAMILIES`.
+
+Adding a family (lazily)
+------------------------
+1. Put a ``typer.Typer`` named ``app`` in ``lib/payops/<family>/cli.py``; decorate its commands with
+   ``payops.cli_support.handles_errors`` (never import ``payops.cli`` from a family: that is a circle);
+   keep heavy imports (pandas, papermill, the sandbox, stripe…) inside the command functions.
+2. Add one line to :data:`FAMILIES` below: ``"name": Family("payops.<family>.cli", "app", "<help>")``
+   where ``<help>`` is the Typer's ``help=`` text, verbatim (``tests/unit/test_cli_lazy.py`` checks it
+   and that ``payops --help`` imports no family).
+A family mounted the old way (``app.add_typer(...)`` in a ``_mount_…`` function called at import) still
+works; it is just imported by every command, ``--help`` included. Converting it = deleting the
+``_mount_…`` function and adding its registry line.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import re
 import sys
-from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from payops import __version__
-from payops.errors import FieldProblem, ParamsInvalid, PayopsError
+from payops.cli_lazy import Family, lazy_group_class
+from payops.cli_support import console, err_console, handles_errors, parse_duration, parse_ts
+from payops.errors import FieldProblem, ParamsInvalid
 
-F = TypeVar("F", bound=Callable[..., Any])
+# `payops.cli.handles_errors` / `parse_duration` stay importable here for branches written before cli_support
+__all__ = ["FAMILIES", "app", "handles_errors", "main", "manual_payout_main", "parse_duration"]
+
+# name → (module, Typer attribute, the help line `payops --help` shows); registry order = listing order
+FAMILIES: dict[str, Family] = {
+    "sandbox": Family("payops.sandbox.cli", "app",
+                      "The local Stripe test-mode sandbox (the official stripe SDK talks to it unchanged)."),
+    "recon": Family("payops.reconcile.cli", "app",
+                    "Finance reconciliation: Stripe payouts vs the ledger; breaks, explanations, sign-off."),
+    "payout-cycle": Family("payops.cycle.cli", "app",
+                           "The automated twice-monthly payout cycle: run it, see it, switch it off for a rehearsal."),
+    "webhooks": Family("payops.webhooks.cli", "app", "Stripe webhook receiver and the cycle trigger."),
+    "check": Family("payops.checks.cli", "app",
+                    "Go-live, pre-run and post-run checks: a pass/fail table, exit 15 on a failure."),
+    "scheduler": Family("payops.scheduler.cli", "scheduler_app",
+                        "The single-host scheduler: payout cycles, their checks, quarterly rehearsals."),
+    "schedule": Family("payops.scheduler.cli", "schedule_app", "The schedule: upcoming slots and what ran."),
+}
+
 app = typer.Typer(help="Payments Ops runbooks and Finance reconciliation, as archived notebooks.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, cls=lazy_group_class(FAMILIES))
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 runs_app = typer.Typer(help="Runbook runs: list, show, resume.", no_args_is_help=True)
 archive_app = typer.Typer(help="The audit archive: verify the hash chain.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(runs_app, name="runs")
 app.add_typer(archive_app, name="archive")
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
 
 
-def _mount_sandbox() -> None:
-    from payops.sandbox.cli import app as sandbox_app
-
-    app.add_typer(sandbox_app, name="sandbox")
-
-
-_mount_sandbox()
-
-
-def _mount_recon() -> None:
-    from payops.reconcile.cli import app as recon_app
-
-    app.add_typer(recon_app, name="recon")
-
-
-_mount_recon()
-
-
-def _mount_cycle() -> None:
-    from payops.cycle.cli import app as cycle_app
-
-    app.add_typer(cycle_app, name="payout-cycle")
-
-
-_mount_cycle()
-
-
-def _mount_webhooks() -> None:
-    from payops.webhooks.cli import app as webhooks_app
-
-    app.add_typer(webhooks_app, name="webhooks")
-
-
-_mount_webhooks()
-
-
-def _mount_checks() -> None:
-    from payops.checks.cli import app as checks_app
-
-    app.add_typer(checks_app, name="check")
-
-
-_mount_checks()
-
-
-def _mount_scheduler() -> None:
-    from payops.scheduler.cli import schedule_app, scheduler_app
-
-    app.add_typer(scheduler_app, name="scheduler")
-    app.add_typer(schedule_app, name="schedule")
-
-
-_mount_scheduler()
-
-
-def handles_errors(fn: F) -> F:
-    """PayopsError → one red line on stderr and the error's exit code; nothing is swallowed."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except PayopsError as exc:
-            # the message may carry user input: never interpret it as Rich markup
-            err_console.print(Text.assemble(("error:", "bold red"), " ", str(exc)), soft_wrap=True)
-            raise typer.Exit(exc.exit_code) from exc
-
-    return wrapper  # type: ignore[return-value]
-
-
-def parse_duration(text: str) -> float:
-    """'30m', '90s', '1h', '1h30m' or plain seconds → seconds."""
-    m = re.fullmatch(r"\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
-    if not text.strip() or not m or not any(m.groups()):
-        raise ParamsInvalid(FieldProblem("--wait", f"{text!r} is not a duration like 30m, 90s or 1h"))
-    h, mnt, s = m.groups()
-    return int(h or 0) * 3600 + int(mnt or 0) * 60 + float(s or 0)
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"payops {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
-def _root(version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False) -> None:
-    if version:
-        console.print(f"payops {__version__}")
-        raise typer.Exit()
+def _root(version: Annotated[bool, typer.Option("--version", help="Print the version.", is_eager=True,
+                                                callback=_print_version)] = False) -> None:
+    pass
 
 
 # --- db --------------------------------------------------------------------------------------------
@@ -188,20 +142,10 @@ def manual_payout(
     outcome = manual.run_manual_payout(
         flags, params_file=params_file, live=live, rehearsal=rehearsal, send=send,
         approvals={k: v for k, v in (("ops", approve_ops), ("finance", approve_finance)) if v},
-        detected_at=_parse_ts(detected_at), wait_seconds=parse_duration(wait), console=None if as_json else console,
+        detected_at=parse_ts(detected_at), wait_seconds=parse_duration(wait), console=None if as_json else console,
     )
     if as_json:
         console.print_json(json.dumps(manual.outcome_dict(outcome), default=str))
-
-
-def _parse_ts(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ParamsInvalid(FieldProblem("--detected-at", f"{text!r} is not an ISO timestamp")) from None
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 @app.command()
@@ -245,6 +189,8 @@ def runs_list(
     if fmt == "json":
         console.print_json(json.dumps(rows, default=str))
         return
+    from rich.table import Table
+
     table = Table("sop", "mode", "status", "created (UTC)", "failed step")
     table.add_column("run (copy this id)", no_wrap=True)
     for r in rows:

@@ -15,7 +15,6 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.syntax import Syntax
 from rich.table import Table
 
 from payops import runner, runstate
@@ -119,6 +118,8 @@ def _execute(run_id: str, settings: Settings, wait_seconds: float, console: Cons
 
 def report(outcome: runner.RunOutcome, console: Console) -> None:
     """What the old script printed (payload, metadata, SQL), then where the archived run lives."""
+    from rich.syntax import Syntax
+
     res = outcome.results
     tr = res.get("20-transfer")
     if tr:
@@ -166,6 +167,8 @@ def outcome_dict(outcome: runner.RunOutcome) -> dict[str, Any]:
 
 
 def approve(run_id: str, *, role: str, approver: str, note: str | None, console: Console) -> None:
+    from rich.syntax import Syntax
+
     with session_scope() as s:
         run = runstate.get_run(s, run_id)
         params = json.loads(run.params_json)

@@ -16,7 +16,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -250,6 +249,8 @@ def validate_manual_payout(data: dict[str, Any]) -> ManualPayoutParams:
 
 def load_params_file(path: Path) -> dict[str, Any]:
     """A named parameter set (``params/manual_payout/NAME.yaml``). Keys use the model's field names."""
+    import yaml  # only commands given --params-file pay for the YAML parser
+
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:

@@ -17,8 +17,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import papermill
-from papermill.exceptions import PapermillExecutionError
 from sqlalchemy import select, update
 
 from payops import archive, runstate
@@ -28,7 +26,6 @@ from payops.db.models import LedgerPayout, ManualPayout, RunbookRun, utcnow
 from payops.errors import ApprovalMissing, ArchiveError, FieldProblem, ParamsInvalid, PayopsError, exit_code_for
 from payops.faultpoints import maybe_kill
 from payops.params import ManualPayoutParams
-from payops.stripe_api import key_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS_DIR = ROOT / "runbooks"
@@ -101,6 +98,8 @@ def mode_for(params: ManualPayoutParams) -> str:
 
 
 def _fallback_key_problems(params: ManualPayoutParams, settings: Settings) -> list[FieldProblem]:
+    from payops.stripe_api import key_problems  # the Stripe SDK: only for commands that create runs
+
     return key_problems(settings.stripe_fallback_secret_key, env_var="STRIPE_FALLBACK_SECRET_KEY",
                         settings=settings, rehearsal=params.is_rehearsal, want_restricted=False)
 
@@ -187,7 +186,8 @@ def _attempt_path(folder: Path, step: str, attempt: int) -> Path:
     return folder / (f"{step}.ipynb" if attempt <= 1 else f"{step}.attempt{attempt}.ipynb")
 
 
-def _error_line(exc: PapermillExecutionError) -> tuple[str, int]:
+def _error_line(exc: Any) -> tuple[str, int]:
+    """A ``PapermillExecutionError`` as one line and the error tree's exit code."""
     return f"{exc.ename}: {exc.evalue}", exit_code_for(exc.ename)
 
 
@@ -199,44 +199,8 @@ def execute(run_id: str, *, settings: Settings | None = None, overrides: dict[st
     with session_scope(settings) as s:
         run = runstate.claim(s, run_id)
         steps = runstate.steps_of(s, run_id)
-    folder = Path(run.output_dir or ".")
-    failure: StepFailed | None = None
-    for st in steps:
-        if st.status == "succeeded":
-            continue
-        maybe_kill(f"before:{st.step}")
-        attempt = st.attempts + 1
-        out = _attempt_path(folder, st.step, attempt)
-        with session_scope(settings) as s:
-            runstate.set_step(s, run_id, st.step, status="running", attempts=attempt, started_at=utcnow(),
-                              notebook_path=str(out), error=None)
-        if on_step:
-            on_step(st.step, "running", 0.0)
-        t0 = time.monotonic()
-        try:
-            papermill.execute_notebook(
-                str(notebook_path(run.sop, st.step)), str(out), parameters=_notebook_params(run, st.step, overrides),
-                kernel_name="python3", progress_bar=False, log_output=False,
-                # no loopback-TCP banner or shutdown chatter from the kernel in ops' terminal
-                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
-            )
-        except PapermillExecutionError as exc:
-            line, code = _error_line(exc)
-            failure = StepFailed(run_id, st.step, line, out, code)
-        except Exception as exc:  # noqa: BLE001 — kernel died, notebook missing…: recorded, archived, re-raised
-            failure = StepFailed(run_id, st.step, f"{type(exc).__name__}: {exc}", out)
-        maybe_kill(f"after:{st.step}")
-        _render(out)
-        elapsed = time.monotonic() - t0
-        with session_scope(settings) as s:
-            if failure:
-                runstate.set_step(s, run_id, st.step, status="failed", error=failure.error, finished_at=utcnow())
-            else:
-                runstate.set_step(s, run_id, st.step, status="succeeded", finished_at=utcnow())
-        if on_step:
-            on_step(st.step, "failed" if failure else "succeeded", elapsed)
-        if failure:
-            break
+    failure = _execute_steps(run, [st for st in steps if st.status != "succeeded"], settings=settings,
+                             overrides=overrides, on_step=on_step)
     status = "failed" if failure else "succeeded"
     with session_scope(settings) as s:
         runstate.release(s, run_id, status=status, error=failure.error if failure else None,
@@ -254,9 +218,66 @@ def execute(run_id: str, *, settings: Settings | None = None, overrides: dict[st
     return outcome
 
 
-def _render(ipynb: Path) -> None:
-    if ipynb.exists():
-        archive.render_html(ipynb)
+def _execute_steps(run: RunbookRun, steps: list[Any], *, settings: Settings, overrides: dict[str, Any],
+                   on_step: Callable[[str, str, float], None] | None) -> StepFailed | None:
+    """Run ``steps`` in order, each its own notebook in its own kernel (started ahead, see
+    :mod:`payops.pipeline`), stopping at the first failure; every HTML rendered before returning."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    from payops.pipeline import HtmlRenderer, StepKernels, ensure_engine
+
+    engine = ensure_engine()
+    folder = Path(run.output_dir or ".")
+    failure: StepFailed | None = None
+    renderer = HtmlRenderer()
+    try:
+        with StepKernels([(st.step, notebook_path(run.sop, st.step)) for st in steps]) as kernels:
+            for st in steps:
+                maybe_kill(f"before:{st.step}")
+                attempt = st.attempts + 1
+                out = _attempt_path(folder, st.step, attempt)
+                with session_scope(settings) as s:
+                    runstate.set_step(s, run.id, st.step, status="running", attempts=attempt, started_at=utcnow(),
+                                      notebook_path=str(out), error=None)
+                if on_step:
+                    on_step(st.step, "running", 0.0)
+                t0 = time.monotonic()
+                km = None
+                try:
+                    km = kernels.take(st.step)
+                    papermill.execute_notebook(
+                        str(notebook_path(run.sop, st.step)), str(out),
+                        parameters=_notebook_params(run, st.step, overrides), engine_name=engine, km=km,
+                        kernel_name="python3", progress_bar=False, log_output=False)
+                except PapermillExecutionError as exc:
+                    line, code = _error_line(exc)
+                    failure = StepFailed(run.id, st.step, line, out, code)
+                except Exception as exc:  # noqa: BLE001 — kernel died, notebook missing…: recorded, archived, re-raised
+                    failure = StepFailed(run.id, st.step, f"{type(exc).__name__}: {exc}", out)
+                finally:
+                    if km is not None:
+                        kernels.retire(km)
+                maybe_kill(f"after:{st.step}")
+                renderer.submit(out)
+                elapsed = time.monotonic() - t0
+                with session_scope(settings) as s:
+                    if failure:
+                        runstate.set_step(s, run.id, st.step, status="failed", error=failure.error,
+                                          finished_at=utcnow())
+                    else:
+                        runstate.set_step(s, run.id, st.step, status="succeeded", finished_at=utcnow())
+                if on_step:
+                    on_step(st.step, "failed" if failure else "succeeded", elapsed)
+                if failure:
+                    break
+        with session_scope(settings) as s:  # a killed earlier attempt may have left one without its HTML
+            finished = [Path(x.notebook_path) for x in runstate.steps_of(s, run.id)
+                        if x.notebook_path and x.status in ("succeeded", "failed")]
+        renderer.finish(finished)
+    finally:
+        renderer.close()
+    return failure
 
 
 def seal(run_id: str, *, settings: Settings | None = None) -> Path:

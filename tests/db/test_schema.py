@@ -63,6 +63,44 @@ def test_upgrade_creates_every_model_table(db_url: str) -> None:
         assert t in tables
 
 
+def test_revisions_read_without_alembic_are_alembics(db_url: str) -> None:
+    """``current_revision`` / ``head_revision`` skip importing Alembic for a plain chain: same answers."""
+    from alembic.script import ScriptDirectory
+
+    assert db.head_revision() == ScriptDirectory.from_config(db._alembic_config("sqlite://")).get_current_head()
+    for step in (None, "0001", "head"):
+        if step:
+            db.upgrade(db_url, step)
+        with db.get_engine(db_url).connect() as conn:
+            assert db.current_revision(db_url) == MigrationContext.configure(conn).get_current_revision()
+
+
+def test_script_heads_follow_the_chain_and_leave_branches_to_alembic(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    versions = tmp_path / "versions"
+    versions.mkdir()
+
+    def script(name: str, body: str) -> None:
+        (versions / f"{name}.py").write_text(f'"""{name}"""\nfrom alembic import op\n\n{body}\n')
+
+    monkeypatch.setattr(db, "MIGRATIONS_DIR", tmp_path)
+    script("a", 'revision = "0001"\ndown_revision = None\nbranch_labels = None\ndepends_on = None')
+    script("b", 'revision: str = "0002"\ndown_revision: str | None = "0001"')
+    db._script_heads.cache_clear()
+    try:
+        assert db._script_heads() == {"0002"}
+        script("c", 'revision = "0003"\ndown_revision = "0001"')  # a second branch from 0001: two heads
+        db._script_heads.cache_clear()
+        assert db._script_heads() == {"0002", "0003"}
+        script("d", 'revision = "0004"\ndown_revision = ("0002", "0003")')  # the merge
+        db._script_heads.cache_clear()
+        assert db._script_heads() == {"0004"}
+        script("e", 'revision = "0005"\ndown_revision = "0004"\nbranch_labels = ("x",)')
+        db._script_heads.cache_clear()
+        assert db._script_heads() is None  # labels: Alembic decides
+    finally:
+        db._script_heads.cache_clear()
+
+
 def test_current_revision_is_head(db_url: str) -> None:
     assert db.current_revision(db_url) is None
     db.upgrade(db_url)

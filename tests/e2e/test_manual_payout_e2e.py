@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import psutil
 import pytest
 from e2e_helpers import FIN, LP, OPS, SOP_ARGS, approved_dry_run, cli, counts, latest_run, stripe_transfers
 from sqlalchemy import select
@@ -41,6 +42,13 @@ def test_dry_run_moves_nothing_and_is_archived(payops_env) -> None:  # type: ign
     assert (folder / "attachments" / "ledger_payout.csv").exists()
     assert (folder / "manifest.json").exists()
     assert verify_archive(payops_env.output_dir).ok
+    assert sorted(p.name for p in folder.glob("*.html")) == [  # every step's HTML, rendered before the seal
+        "10-verify.html", "20-transfer.html", "30-audit-insert.html", "40-notify.html", "50-settle.html"]
+    sealed = set(json.loads((folder / "manifest.json").read_text())["files"])
+    assert {p.name for p in folder.glob("*.html")} <= sealed  # the seal covers the HTML
+    kernels = [p for p in psutil.Process().children(recursive=True)
+               if p.status() != psutil.STATUS_ZOMBIE and "ipykernel" in " ".join(p.cmdline())]
+    assert kernels == []  # every step's kernel (started ahead or not) is gone
     with session_scope() as s:
         assert s.get(LedgerPayout, LP).status == "pending"
 

@@ -116,6 +116,25 @@ def test_cli_schedule_next_prints_local_and_utc(monkeypatch: pytest.MonkeyPatch)
         get_settings(fresh=True)
 
 
+def test_cli_schedule_next_in_utc_prints_one_slot_column(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PAYOUT_TIMEZONE=UTC (the default): the local column would repeat the UTC one, so there is one."""
+    from payops.config import get_settings
+
+    monkeypatch.setenv("PAYOUT_TIMEZONE", "UTC")
+    get_settings(fresh=True)
+    try:
+        res = CliRunner().invoke(schedule_app, ["next", "--count", "1", "--job", PAYOUT_CYCLE,
+                                                "--after", "2026-02-20T00:00:00Z"], env={"COLUMNS": "120"})
+        assert res.exit_code == 0, res.stdout + res.stderr
+        header = next(line for line in res.stdout.splitlines() if "job" in line and "slot" in line)
+        assert header.count("slot (UTC)") == 1 and "cycle date" in header
+        row = next(line for line in res.stdout.splitlines() if PAYOUT_CYCLE in line)
+        assert row.count("2026-03-01 06:00") == 1 and "2026-03-01 06:00 UTC" in row
+    finally:
+        monkeypatch.delenv("PAYOUT_TIMEZONE")
+        get_settings(fresh=True)
+
+
 def test_default_jobs_call_the_cycle_runbook_and_the_checks_with_the_slot_cycle_date(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import sys

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from payops.config import Settings
 from payops.db import session_scope
 from payops.db.models import LedgerPayout, Studio, WebhookEvent
-from payops.sandbox.testing import free_port
+from payops.sandbox.testing import listening_socket
 from payops.sandbox.webhooks import sign
 
 WEBHOOK_SECRET = "whsec_payops_receiver_tests"
@@ -137,10 +137,11 @@ def wait_until(check: Callable[[], Any], timeout: float = 15, what: str = "condi
 @contextlib.contextmanager
 def serving(app: Starlette) -> Iterator[str]:
     """Serve ``app`` with uvicorn in a thread on a free port; yields its base URL."""
-    port = free_port()
+    sock = listening_socket()
+    port = int(sock.getsockname()[1])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            access_log=False, lifespan="off"))
-    thread = threading.Thread(target=server.run, name=f"receiver-{port}", daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"receiver-{port}", daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: _answers(url), timeout=15, what=f"the receiver on {url}")

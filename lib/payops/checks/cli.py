@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from payops.checks.report import CheckReport
-from payops.reconcile.cli import handles_errors
+from payops.cli_support import handles_errors
 
 app = typer.Typer(help="Go-live, pre-run and post-run checks: a pass/fail table, exit 15 on a failure.",
                   no_args_is_help=True, pretty_exceptions_enable=False)

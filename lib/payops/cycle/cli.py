@@ -20,9 +20,9 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
+from payops.cli_support import handles_errors
 from payops.errors import FieldProblem, ParamsInvalid
 from payops.money import format_totals
-from payops.reconcile.cli import handles_errors
 
 app = typer.Typer(help="The automated twice-monthly payout cycle: run it, see it, switch it off for a rehearsal.",
                   no_args_is_help=True, pretty_exceptions_enable=False)

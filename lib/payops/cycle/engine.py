@@ -30,19 +30,9 @@ from payops.cycle.runbook import CycleContext
 from payops.db.models import LedgerPayout, OpsFlag, PayoutRun, PayoutSkip, RunbookRun, Studio, StudioEarning, utcnow
 from payops.errors import ConcurrentRun, FieldProblem, ParamsInvalid, StuckRun
 from payops.ids import payout_run_id
-from payops.stripe_api import key_problems
 
 DISABLE_FLAG = "payout_cycle_disabled"
 CHUNK = 500
-
-
-def preflight(settings: Settings) -> None:
-    """Before a live cycle run is created: the platform key and the policy. Changes nothing."""
-    problems = key_problems(settings.stripe_secret_key, env_var="STRIPE_SECRET_KEY", settings=settings,
-                            rehearsal=False, want_restricted=False)
-    if problems:
-        raise ParamsInvalid(problems, "environment")
-    PayoutPolicy.from_settings(settings)
 
 
 # --- the disable switch --------------------------------------------------------------------------------

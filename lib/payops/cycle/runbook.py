@@ -112,6 +112,18 @@ def create_cycle_run(params: CycleParams, settings: Settings | None = None) -> s
     return run.id
 
 
+def preflight(settings: Settings) -> None:
+    """Before a live cycle run is created: the platform key and the policy. Changes nothing."""
+    from payops.cycle.policy import PayoutPolicy
+    from payops.stripe_api import key_problems
+
+    problems = key_problems(settings.stripe_secret_key, env_var="STRIPE_SECRET_KEY", settings=settings,
+                            rehearsal=False, want_restricted=False)
+    if problems:
+        raise ParamsInvalid(problems, "environment")
+    PayoutPolicy.from_settings(settings)
+
+
 def run_cycle_runbook(cycle_date: date | str | None, *, live: bool, settings: Settings | None = None,
                       trigger: Trigger = "cli",
                       on_step: Callable[[str, str, float], None] | None = None) -> Any:
@@ -122,8 +134,6 @@ def run_cycle_runbook(cycle_date: date | str | None, *, live: bool, settings: Se
     settings = settings or get_settings()
     params = validate_cycle({"cycle_date": cycle_date, "dry_run": not live, "trigger": trigger}, settings)
     if live:
-        from payops.cycle.engine import preflight
-
         preflight(settings)
     run_id = create_cycle_run(params, settings)
     return runner.execute(run_id, settings=settings, on_step=on_step)

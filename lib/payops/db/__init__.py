@@ -7,12 +7,14 @@ psycopg 3: ``postgresql+psycopg://user@host/db``). Every command that needs the 
 
 from __future__ import annotations
 
+import ast
+import functools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -78,6 +80,11 @@ def _alembic_config(url: str):  # type: ignore[no-untyped-def]
 
 
 def head_revision() -> str:
+    """The newest migration's revision: read from the scripts (:func:`_script_heads`) when they form one
+    plain chain, else from Alembic (which also explains a branched history)."""
+    heads = _script_heads()
+    if heads is not None and len(heads) == 1:
+        return next(iter(heads))
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(_alembic_config("sqlite://"))
@@ -86,10 +93,47 @@ def head_revision() -> str:
     return head
 
 
-def current_revision(url: str | None = None) -> str | None:
-    from alembic.runtime.migration import MigrationContext
+@functools.cache
+def _script_heads() -> frozenset[str] | None:
+    """The revisions no migration script names as its ``down_revision`` — read with ``ast`` instead of
+    importing Alembic (which pulls in Mako, Pygments and every dialect: most of a quick command's start-up).
+    None when a script uses anything but literal ``revision`` / ``down_revision`` (branch labels,
+    dependencies): Alembic decides then."""
+    revisions: set[str] = set()
+    downs: set[str] = set()
+    for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+        values: dict[str, object] = {}
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else (
+                node.target if isinstance(node, ast.AnnAssign) else None)
+            if isinstance(target, ast.Name) and node.value is not None:  # type: ignore[union-attr]
+                try:
+                    values[target.id] = ast.literal_eval(node.value)  # type: ignore[union-attr]
+                except ValueError:
+                    values[target.id] = ...
+        revision, down = values.get("revision"), values.get("down_revision")
+        if not isinstance(revision, str) or values.get("branch_labels") or values.get("depends_on"):
+            return None
+        if isinstance(down, str):
+            downs.add(down)
+        elif isinstance(down, tuple | list) and all(isinstance(d, str) for d in down):
+            downs.update(down)
+        elif down is not None:
+            return None
+        revisions.add(revision)
+    return frozenset(revisions - downs)
 
+
+def current_revision(url: str | None = None) -> str | None:
+    """The revision in force (``alembic_version``), None before the first migration."""
     with get_engine(url).connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        rows = list(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+        if len(rows) <= 1:
+            return rows[0] if rows else None
+        from alembic.runtime.migration import MigrationContext  # several heads: Alembic's own error
+
         return MigrationContext.configure(conn).get_current_revision()
 
 

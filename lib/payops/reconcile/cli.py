@@ -15,37 +15,23 @@ sealed like every run), prints the summary and the archive folder, and exits 10
 
 from __future__ import annotations
 
-import functools
 import json
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from payops.cli_support import handles_errors
 from payops.errors import FieldProblem, ParamsInvalid
 from payops.money import Money, MoneyError
 
-F = TypeVar("F", bound=Callable[..., Any])
 app = typer.Typer(help="Finance reconciliation: Stripe payouts vs the ledger; breaks, explanations, sign-off.",
                   invoke_without_command=True, pretty_exceptions_enable=False)
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
-
-
-def handles_errors(fn: F) -> F:
-    """``payops.cli.handles_errors``, imported when called (payops.cli imports this module)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from payops.cli import handles_errors as wrap
-
-        return wrap(fn)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 @app.callback()

@@ -15,7 +15,7 @@ import pandas as pd
 
 from payops.reconcile.load_ledger import load_ledger, load_ledger_ids
 from payops.reconcile.load_stripe import describe_pull, load_stripe, load_stripe_csv, recorded_transfer_ids
-from payops.reconcile.params import ReconContext, ReconParams
+from payops.reconcile.params import ReconContext, check_files
 from payops.reconcile.periods import other_period_keys
 
 __all__ = ["ReconInputs", "check_files", "load_inputs"]
@@ -37,16 +37,6 @@ class ReconInputs:
         return (f"ledger: {len(self.ledger):,} payout(s) in the period, {len(self.other_period):,} of other periods "
                 f"named by its transfers\nstripe: {len(self.transfers):,} transfer(s), {len(self.links):,} payout "
                 f"link(s) — {stripe}")
-
-
-def check_files(params: ReconParams) -> None:
-    """Read and check the export files the parameters name (``--ledger FILE``, ``--stripe FILE``) against their
-    column contracts — ``ParamsInvalid`` naming ``ledger.<column>`` / ``stripe.<column>`` — so a bad export is
-    refused before a run is created, not half-way through the report."""
-    if params.ledger != "db":
-        load_ledger(params.ledger, params.config())
-    if params.stripe != "api":
-        load_stripe_csv(params.stripe)
 
 
 def load_inputs(ctx: ReconContext, progress: bool = True) -> ReconInputs:

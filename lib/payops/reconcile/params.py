@@ -130,11 +130,24 @@ def validate_recon(data: Mapping[str, Any]) -> ReconParams:
         raise ParamsInvalid(problems, "reconciliation parameters") from None
 
 
+def check_files(params: ReconParams) -> None:
+    """Read and check the export files the parameters name (``--ledger FILE``, ``--stripe FILE``) against their
+    column contracts — ``ParamsInvalid`` naming ``ledger.<column>`` / ``stripe.<column>`` — so a bad export is
+    refused before a run is created, not half-way through the report."""
+    if params.ledger != "db":
+        from payops.reconcile.load_ledger import load_ledger
+
+        load_ledger(params.ledger, params.config())
+    if params.stripe != "api":
+        from payops.reconcile.load_stripe import load_stripe_csv
+
+        load_stripe_csv(params.stripe)
+
+
 def create_recon_run(params: ReconParams, settings: Settings | None = None) -> str:
     """A runbook run for this reconciliation (mode ``report``); returns its id. Export files named by the
-    parameters are checked first (``inputs.check_files``): a bad one is refused with no run created."""
+    parameters are checked first (:func:`check_files`): a bad one is refused with no run created."""
     from payops import runner
-    from payops.reconcile.inputs import check_files
 
     check_files(params)
 

@@ -7,7 +7,8 @@ or ``failed`` (event ``payout.failed``, funds returned by a ``payout_failure`` b
 transaction) when a ``payout_failure`` fault names the account. Automatic payouts (``automatic:
 true``) are started when a transfer lands on an account with payouts enabled; they sweep the
 account's unpaid balance transactions in that currency, which ``GET /v1/balance_transactions
-?payout=po_…`` then lists together with the payout's own transaction.
+?payout=po_…`` then lists together with the payout's own transaction. The timed steps themselves
+(pending → in_transit → paid/failed) are :mod:`payops.sandbox.transitions`, applied by the state's clock.
 """
 
 from __future__ import annotations
@@ -93,39 +94,6 @@ def automatic_payout(state: SandboxState, ctx: Ctx, account: str, currency: str)
     sweep = state.unswept.pop(f"{account}|{currency}", [])
     return record_payout(state, ctx, account=account, amount=available, currency=currency,
                          automatic=True, created=state.now(), delay=ctx.payout_delay(), sweep=sweep)
-
-
-def apply_transition(state: SandboxState, po_id: str, action: str, due: float) -> None:
-    """A scheduled step of a payout's life (called by :meth:`SandboxState.tick`)."""
-    po = state.objects.get(po_id)
-    if po is None or po["status"] in ("paid", "failed", "canceled"):
-        return
-    account = state.owner[po_id]
-    when = int(due)
-    if action == "in_transit":
-        if po["status"] == "pending":
-            po["status"] = "in_transit"
-            po["trace_id"] = {"status": "supported", "value": None}
-        return
-    plan = state.payout_plans.pop(po_id, None)
-    if plan and plan.get("fail"):
-        txn = state.post_txn(account, amount=po["amount"], currency=po["currency"], type="payout_failure",
-                             reporting_category="payout_reversal", source=po_id,
-                             description="Payout failure", created=when)
-        po.update(status="failed", failure_code=plan["fail"], failure_message=plan["message"],
-                  failure_balance_transaction=txn["id"], trace_id={"status": "unsupported", "value": None})
-        if po["automatic"]:
-            po["reconciliation_status"] = "completed"
-        # the returned funds (and what the payout swept) wait for the next payout
-        key = f"{account}|{po['currency']}"
-        state.unswept.setdefault(key, []).extend([*state.payout_txns.get(po_id, []), txn["id"]])
-        state.emit("payout.failed", po, account=account, created=when)
-        return
-    po["status"] = "paid"
-    po["trace_id"] = {"status": "supported", "value": f"TRACE{po_id[-10:].upper()}"}
-    if po["automatic"]:
-        po["reconciliation_status"] = "completed"
-    state.emit("payout.paid", po, account=account, created=when)
 
 
 def _get_payout(state: SandboxState, ctx: Ctx, po_id: str) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from payops.sandbox.store import OrderedIndex, SortKey
+from payops.sandbox.transitions import apply_transition
 
 log = logging.getLogger(__name__)
 
@@ -213,8 +214,6 @@ class SandboxState:
             now = self.now()
             while self.schedule and self.schedule[0][0] <= now:
                 due, _, obj_id, action = heapq.heappop(self.schedule)
-                from payops.sandbox.payouts import apply_transition  # cycle: payouts uses state
-
                 apply_transition(self, obj_id, action, due)
                 done += 1
             if done:

@@ -36,6 +36,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def listening_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (0 → a free port) and listening, for ``uvicorn.Server.run(sockets=…)``:
+    the port is held from the start, so parallel test workers never race for one ``free_port`` answer."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
 class RunningSandbox:
     """A sandbox served by uvicorn in a daemon thread."""
 
@@ -95,11 +106,12 @@ def start_sandbox(seed: str = "demo", host: str = "127.0.0.1", port: int = 0, st
                   **faults: Any) -> RunningSandbox:
     """Serve a sandbox on ``host:port`` (0 → a free port) and return once it answers."""
     sb = Sandbox(seed, state_file=state_file, faults=FaultConfig(**faults))
-    port = port or free_port(host)
+    sock = listening_socket(host, port)
+    port = int(sock.getsockname()[1])
     config = uvicorn.Config(create_app(sb), host=host, port=port, log_level="warning", lifespan="on",
                             access_log=False)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"sandbox-{port}", daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"sandbox-{port}", daemon=True)
     thread.start()
     url = f"http://{host}:{port}"
     deadline = time.monotonic() + 15

@@ -8,20 +8,18 @@
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from payops.cli_support import handles_errors, parse_ts
 from payops.errors import FieldProblem, ParamsInvalid, PayopsError
 
-F = TypeVar("F", bound=Callable[..., Any])
 scheduler_app = typer.Typer(help="The single-host scheduler: payout cycles, their checks, quarterly rehearsals.",
                             no_args_is_help=True, pretty_exceptions_enable=False)
 schedule_app = typer.Typer(help="The schedule: upcoming slots and what ran.", no_args_is_help=True,
@@ -39,26 +37,8 @@ class SchedulerNotArmed(PayopsError):
     """``payops scheduler status``: no live scheduler heartbeat (exit 1)."""
 
 
-def handles_errors(fn: F) -> F:
-    """``payops.cli.handles_errors``, imported when called (payops.cli imports this module)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from payops.cli import handles_errors as wrap
-
-        return wrap(fn)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
 def _parse_after(text: str | None) -> datetime:
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ParamsInvalid(FieldProblem("--after", f"{text!r} is not an ISO timestamp")) from None
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+    return parse_ts(text, "--after") or datetime.now(UTC)
 
 
 # --- payops scheduler ---------------------------------------------------------------------------------
@@ -134,12 +114,13 @@ def schedule_next(
     settings = get_settings()
     tz = payout_zone(settings)
     rows = upcoming(settings, _parse_after(after), count=count, job=job)
+    local = tz.key not in ("UTC", "Etc/UTC")  # in UTC a local column would repeat the UTC one
     table = Table("job", title=f"upcoming slots (PAYOUT_TIMEZONE {tz.key})")
-    for header in (f"slot ({tz.key})", "slot (UTC)", "cycle date"):
+    for header in ((f"slot ({tz.key})",) if local else ()) + ("slot (UTC)", "cycle date"):
         table.add_column(header, no_wrap=True)
     for name, slot in rows:
-        table.add_row(name, f"{slot.at.astimezone(tz):%Y-%m-%d %H:%M %Z}", f"{slot.at:%Y-%m-%d %H:%M} UTC",
-                      slot.cycle_date.isoformat())
+        when = (f"{slot.at.astimezone(tz):%Y-%m-%d %H:%M %Z}",) if local else ()
+        table.add_row(name, *when, f"{slot.at:%Y-%m-%d %H:%M} UTC", slot.cycle_date.isoformat())
     console.print(table)
 
 

@@ -8,13 +8,13 @@ attempt wrote (the archive may already have sealed it).
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
-import stripe
 from sqlalchemy.orm import Session
 
 from payops import runstate
@@ -23,7 +23,9 @@ from payops.db import session_scope
 from payops.db.models import RunbookRun, utcnow
 from payops.errors import PayopsError
 from payops.params import ManualPayoutParams, validate_manual_payout
-from payops.stripe_api import make_client
+
+if TYPE_CHECKING:  # the SDK is imported by the steps that call Stripe, not by every step's context
+    import stripe
 
 RUN_FIELDS = ("run_id",)
 
@@ -39,7 +41,8 @@ def json_default(o: Any) -> Any:
         return o.isoformat()
     if hasattr(o, "as_dict"):
         return o.as_dict()
-    if isinstance(o, stripe.StripeObject):
+    sdk = sys.modules.get("stripe")  # a Stripe object exists only once the SDK is imported
+    if sdk is not None and isinstance(o, sdk.StripeObject):
         return o.to_dict()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
@@ -98,6 +101,8 @@ class RunContext:
 
     def stripe(self, purpose: str = "fallback", **kw: Any) -> stripe.StripeClient:
         """``fallback``: the SOP's restricted key. ``platform``: STRIPE_SECRET_KEY."""
+        from payops.stripe_api import make_client
+
         key = f"{purpose}:{sorted(kw.items())}"
         if key not in self._clients:
             self._clients[key] = make_client(settings=self.settings, purpose=purpose, **kw)  # type: ignore[arg-type]

@@ -8,31 +8,18 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-F = TypeVar("F", bound=Callable[..., Any])
+from payops.cli_support import handles_errors
+
 app = typer.Typer(help="Stripe webhook receiver and the cycle trigger.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 console = Console(highlight=False)
-
-
-def handles_errors(fn: F) -> F:
-    """``payops.cli.handles_errors``, imported when called (payops.cli imports this module)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from payops.cli import handles_errors as wrap
-
-        return wrap(fn)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 @app.command("serve")
