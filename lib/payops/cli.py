@@ -91,6 +91,17 @@ def _mount_scheduler() -> None:
 _mount_scheduler()
 
 
+def _mount_monitor() -> None:
+    from payops.monitor.cli import app as monitor_app
+    from payops.monitor.cli import credentials_app
+
+    app.add_typer(monitor_app, name="monitor")
+    app.add_typer(credentials_app, name="credentials")
+
+
+_mount_monitor()
+
+
 def handles_errors(fn: F) -> F:
     """PayopsError → one red line on stderr and the error's exit code; nothing is swallowed."""
 

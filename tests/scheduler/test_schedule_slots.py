@@ -133,7 +133,7 @@ def test_default_jobs_call_the_cycle_runbook_and_the_checks_with_the_slot_cycle_
     monkeypatch.setitem(sys.modules, "payops.checks", fake_checks)
     settings = Settings(PAYOUT_TIMEZONE="America/Toronto")
     registry = default_registry()
-    assert [j.catch_up for j in registry] == [False, True, False, True, True]
+    assert [j.catch_up for j in registry] == [False, True, False, True, True, False]
     for name in (PRE_RUN_CHECK, PAYOUT_CYCLE, POST_RUN_CHECK):
         (slot,) = _slots(settings, name, utc(2026, 10, 31, 12), 1)  # the Nov 1 cycle, 06:00 EST
         registry.get(name).run(JobContext(name, slot, settings, slot.at, "h:1", timedelta(0)))
