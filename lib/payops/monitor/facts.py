@@ -180,9 +180,10 @@ def _runs(s: Session, at: datetime) -> list[RunFact]:
     rb_ids = [r.runbook_run_id for r in rows if r.runbook_run_id]
     rb = {r.id: r for r in s.execute(select(RunbookRun.id, RunbookRun.status, RunbookRun.failed_step, RunbookRun.error)
                                      .where(RunbookRun.id.in_(rb_ids))).all()} if rb_ids else {}
-    retries = dict(s.execute(select(TransferIntent.run_id, func.sum(TransferIntent.attempts - 1))
-                             .where(TransferIntent.run_id.in_(rb_ids), TransferIntent.attempts > 1)
-                             .group_by(TransferIntent.run_id)).tuples().all()) if rb_ids else {}
+    retries = {rid: n for rid, n in s.execute(
+        select(TransferIntent.run_id, func.sum(TransferIntent.attempts - 1))
+        .where(TransferIntent.run_id.in_(rb_ids), TransferIntent.attempts > 1)
+        .group_by(TransferIntent.run_id)).all()} if rb_ids else {}
     out = []
     for r in rows:
         c = per.get(r.id, {"scheduled": 0, "processed": 0, "unpaid": 0, "totals": {}})
