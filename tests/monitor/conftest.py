@@ -12,7 +12,7 @@ import pytest
 from payops.config import Settings, get_settings
 from payops.sandbox.alert_sinks import SANDBOX_ROUTING_KEY
 
-JIRA_TOKEN = "jira-pat-for-tests"
+JIRA_TOKEN = "jira-pat-for-tests"  # the same as monitor_helpers.JIRA_TOKEN (tests cannot import conftest)
 
 
 @dataclass

@@ -30,6 +30,7 @@ from payops.db.models import (
 T0 = datetime(2026, 12, 1, 6, 0, tzinfo=UTC)  # a payout slot (PAYOUT_SCHEDULE_CRON default: 1st and 15th, 06:00)
 OPS = "bbbbbbbb-0000-4000-8000-000000000002"
 FIN = "cccccccc-0000-4000-8000-000000000003"
+JIRA_TOKEN = "jira-pat-for-tests"
 
 
 def cli(*args: str) -> Any:

@@ -48,7 +48,8 @@ def test_pagerduty_sink_accepts_and_tracks_incidents(local_sinks) -> None:  # ty
     local_sinks.clear()
     assert _post(local_sinks, "{not json").status_code == 400
     ok = _post(local_sinks, GOOD)
-    assert ok.status_code == 202 and ok.json() == {"status": "success", "message": "Event processed", "dedup_key": "k-1"}
+    assert ok.status_code == 202
+    assert ok.json() == {"status": "success", "message": "Event processed", "dedup_key": "k-1"}
     generated = _post(local_sinks, {k: v for k, v in GOOD.items() if k != "dedup_key"})
     assert generated.status_code == 202 and len(generated.json()["dedup_key"]) == 32
     assert _post(local_sinks, {"routing_key": SANDBOX_ROUTING_KEY, "event_action": "resolve", "dedup_key": "k-1"}
@@ -83,7 +84,8 @@ def test_jira_sink_needs_auth_and_validates(local_sinks) -> None:  # type: ignor
     assert set(bad.json()["errors"]) == {"project", "summary", "issuetype", "labels"}
     jql = httpx.get(base + "/search", headers=auth, params={"jql": "assignee = me"}, trust_env=False)
     assert jql.status_code == 400 and "Error in the JQL Query" in jql.json()["errorMessages"][0]
-    assert parse_jql('project = OPS AND labels = "payops-alert-3"') == [("project", "OPS"), ("labels", "payops-alert-3")]
+    assert parse_jql('project = OPS AND labels = "payops-alert-3"') == [("project", "OPS"),
+                                                                        ("labels", "payops-alert-3")]
 
 
 def test_jira_client_creates_and_finds(local_sinks) -> None:  # type: ignore[no-untyped-def]

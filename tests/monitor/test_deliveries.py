@@ -7,8 +7,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from conftest import JIRA_TOKEN
-from monitor_helpers import T0, alerts, credential, live_manual, payout_run, pd_events, studio
+from monitor_helpers import JIRA_TOKEN, T0, alerts, credential, live_manual, payout_run, pd_events, studio
 from sqlalchemy import select, update
 
 from payops.db import session_scope
@@ -144,7 +143,8 @@ def test_one_jira_ticket_per_open_condition_fields(monitor_env) -> None:  # type
     issue = by_label[f"payops-alert-{count_alert['id']}"]
     assert issue["fields"]["project"] == {"key": "OPS"}
     assert issue["fields"]["issuetype"] == {"name": "Task"}
-    assert issue["fields"]["labels"] == ["payops-monitor", "payops-fallback-volume", f"payops-alert-{count_alert['id']}"]
+    assert issue["fields"]["labels"] == ["payops-monitor", "payops-fallback-volume",
+                                         f"payops-alert-{count_alert['id']}"]
     assert issue["fields"]["summary"] == (
         "[payops] Fallback volume: 2 manual payouts in the last 30 days (more than 1): INC-42 875.50 CAD to Studio "
         "Fallback, INC-43 120.00 CAD to Studio Fallback")
