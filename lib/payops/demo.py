@@ -166,11 +166,11 @@ def show_monitoring(console: Console, settings: object, sinks: object) -> None:
     new_slack = inbox["slack"][before["slack"]:]
     new_mail = inbox["email"][before["email"]:]
     console.print(f"Slack: {len(new_slack)} monitoring post(s) · email: "
-                  + "; ".join(m["subject"] for m in new_mail), soft_wrap=True)
+                  + "; ".join(m["subject"] for m in new_mail), soft_wrap=True, markup=False)
     again = run_check(settings)  # type: ignore[arg-type]
     console.print(f"checked again: {len(again.opened)} opened, {len(again.outcomes)} sent (nothing pages twice)")
     dash = run_dashboard(settings=settings)  # type: ignore[arg-type]
-    console.print(f"dashboards: {dash.run_dir / 'dashboards.html'}", soft_wrap=True)
+    console.print(f"dashboards: {dash.run_dir / 'dashboards.html'}", soft_wrap=True, markup=False)
 
 
 if __name__ == "__main__":

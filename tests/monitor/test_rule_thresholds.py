@@ -154,7 +154,7 @@ def test_cad_share_counts_only_the_window_and_automated_payouts(monitor_env) -> 
     payout_run(date(2026, 10, 1), finished=None, paid=50, net=10_000_00)  # two months earlier: out of the window
     live_manual(T0 + timedelta(days=2), amount=1_00)
     (c,) = [c for c in fired(monitor_env, T0 + timedelta(days=3), FALLBACK) if "share" in c.key]
-    assert c.details["automated"] == 0 and "no automated volume" in c.summary
+    assert c.details["automated"] == 0 and "with no automated CAD volume in the window" in c.summary
 
 
 # --- credential expiry -------------------------------------------------------------------------------------

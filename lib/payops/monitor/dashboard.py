@@ -77,6 +77,13 @@ def _fmt(amount: int, currency: str) -> str:
     return Money(amount, currency).format()
 
 
+def table(frame: pd.DataFrame) -> Any:
+    """A frame as the notebook shows it: no index, text left-aligned, missing values as a dash."""
+    return (frame.style.hide(axis="index").format(na_rep="—", precision=1)
+            .set_properties(**{"text-align": "left"})
+            .set_table_styles([{"selector": "th", "props": [("text-align", "left")]}]))
+
+
 def open_conditions(d: Dashboard) -> pd.DataFrame:
     """What the rules see right now (what `payops monitor check` would page, post or mail)."""
     return pd.DataFrame([{"severity": c.severity, "rule": c.rule, "condition": c.summary} for c in d.conditions],
@@ -84,9 +91,8 @@ def open_conditions(d: Dashboard) -> pd.DataFrame:
 
 
 def styled_conditions(d: Dashboard) -> Any:
-    frame = open_conditions(d)
-    return frame.style.map(lambda v: f"background-color: {SEV_COLOURS.get(v, 'white')}",
-                           subset=["severity"]).hide(axis="index")
+    return table(open_conditions(d)).map(lambda v: f"background-color: {SEV_COLOURS.get(v, 'white')}",
+                                         subset=["severity"])
 
 
 # --- 1. payout health ----------------------------------------------------------------------------------
@@ -265,6 +271,7 @@ def chart_reserves(d: Dashboard) -> Figure | None:
                label=f"minimum + {pct(d.th.reserve_buffer_bps)}")
     ax.set_xlabel("reserve level, % of the studio's minimum (300 = 300% or more)")
     ax.set_ylabel("studios")
+    ax.yaxis.get_major_locator().set_params(integer=True)
     ax.set_title(f"Reserve levels, {len(d.levels)} studios with a minimum")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -286,10 +293,11 @@ def credential_rows(d: Dashboard) -> list[dict[str, Any]]:
 
 
 def credentials_table(d: Dashboard) -> Any:
-    frame = pd.DataFrame(credential_rows(d), columns=["name", "kind", "deadline", "what", "days left", "step",
-                                                      "why due"])
-    return frame.style.map(lambda v: f"background-color: {STEP_COLOURS.get(v, '#2e7d32')}; color: white",
-                           subset=["step"]).hide(axis="index")
+    rows = [r | {"step": f"{r['step']}-day" if r["step"] else "—"} for r in credential_rows(d)]
+    frame = pd.DataFrame(rows, columns=["name", "kind", "deadline", "what", "days left", "step", "why due"])
+    colour = {f"{k}-day" if k else "—": v for k, v in STEP_COLOURS.items()}
+    return table(frame).map(lambda v: f"background-color: {colour.get(v, '#2e7d32')}; color: white",
+                            subset=["step"])
 
 
 def chart_credentials(d: Dashboard) -> Figure | None:
@@ -305,11 +313,12 @@ def chart_credentials(d: Dashboard) -> Figure | None:
                     fontsize=8)
     for step in d.th.steps:
         ax.axvline(step, color=STEP_COLOURS.get(step, "#999"), ls="--", lw=1)
-        ax.text(step, len(rows) - 0.4, f"{step}d", color=STEP_COLOURS.get(step, "#999"), fontsize=8, ha="center")
+        ax.text(step, 1.01, f"{step}d", color=STEP_COLOURS.get(step, "#999"), fontsize=8, ha="center",
+                va="bottom", transform=ax.get_xaxis_transform())
     ax.axvline(0, color="black", lw=1)
     ax.invert_yaxis()
     ax.margins(x=0.1)
     ax.set_xlabel("days left (clipped to −30 … 120)")
-    ax.set_title("Credential expiry: green > 30 d · 30 · 14 · 7 · 3-day steps (page)")
+    ax.set_title("Credential expiry: green > 30 d · 30 · 14 · 7 · 3-day steps (page)", pad=16)
     fig.tight_layout()
     return fig

@@ -74,6 +74,14 @@ def _minutes(td: timedelta) -> str:
     return f"{td.total_seconds() / 60:.0f} min"
 
 
+def _span(td: timedelta) -> str:
+    """A duration as people say it: ``25 min``, ``5.5 h``, ``3.2 days``."""
+    seconds = abs(td.total_seconds())
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h" if seconds < 2 * 86400 else f"{seconds / 86400:.1f} days"
+
+
 # --- automation failure -----------------------------------------------------------------------------------
 def run_reasons(run: RunFact, at: datetime, th: Thresholds, latest: bool) -> list[str]:
     """Why one payout run counts as an automation failure (empty: it does not)."""
@@ -190,11 +198,12 @@ def fallback_volume(snap: Snapshot, th: Thresholds) -> list[Condition]:
     manual = sum(u.amount for u in uses if u.currency == cur)
     automated = snap.automated_volume.get(cur, 0)
     if manual > 0 and manual * 10_000 > th.fallback_max_share_bps * automated:
-        share = "no automated volume" if automated == 0 else f"{manual / automated:.1%} of automated"
+        share = (f"with no automated {cur} volume in the window" if automated == 0 else
+                 f"{manual / automated:.1%} of the automated {money(automated, cur)}")
         out.append(Condition(
             FALLBACK, f"fallback_volume:share:{cur}", "SEV-3",
             f"Fallback volume: {money(manual, cur)} paid by hand in the last {days} days, {share} "
-            f"{money(automated, cur)} (above {pct(th.fallback_max_share_bps)})",
+            f"(above {pct(th.fallback_max_share_bps)})",
             {"currency": cur, "manual": manual, "automated": automated, "max_share_bps": th.fallback_max_share_bps,
              "window_days": days, "payouts": [x for x, u in zip(listed, uses, strict=True) if u.currency == cur]},
             actions))
@@ -244,8 +253,8 @@ def credential_expiry(snap: Snapshot, th: Thresholds) -> list[Condition]:
         overdue_hours = -left * 24
         if overdue_hours >= th.overdue_reminder_hours:
             actions.append(("slack", f"overdue-{int(overdue_hours // th.overdue_reminder_hours)}"))
-        when = (f"{what} {deadline:%Y-%m-%d %H:%M}Z, {left:.1f} days left" if left >= 0
-                else f"{what} {deadline:%Y-%m-%d %H:%M}Z, OVERDUE by {-left:.1f} days")
+        when = (f"{what} {deadline:%Y-%m-%d %H:%M}Z, {_span(deadline - snap.at)} left" if left >= 0
+                else f"{what} {deadline:%Y-%m-%d %H:%M}Z, OVERDUE by {_span(deadline - snap.at)}")
         why = f" ({c.rotation_due_reason})" if c.rotation_due_reason and what == "rotation due" else ""
         out.append(Condition(
             CREDENTIAL, f"credential_expiry:{c.name}:{deadline:%Y-%m-%dT%H:%M}", "SEV-2" if paging else "SEV-3",
