@@ -201,3 +201,21 @@ def test_dry_run_writes_and_sends_nothing(monitor_env) -> None:  # type: ignore[
     assert alerts() == [] and pd_events(monitor_env.sinks) == []
     with session_scope() as s:
         assert s.scalars(select(AlertDelivery)).all() == []
+
+
+def test_alert_history_command(monitor_env) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from monitor_helpers import cli
+
+    live_manual(T0, audit=False)
+    assert cli("monitor", "check", "--at", "2026-12-01T07:00:00Z").exit_code == 20
+    res = cli("monitor", "alerts", "--open", "--json")
+    rows = json.loads(res.output)
+    mm = next(r for r in rows if r["rule"] == "money_moved")
+    assert mm["status"] == "open" and mm["severity"] == "SEV-2"
+    assert [(d["channel"], d["action"], d["status"], d["attempts"]) for d in mm["deliveries"]] == [
+        ("pagerduty", "trigger", "sent", 1)]
+    assert mm["deliveries"][0]["response"] == mm["pagerduty_dedup_key"]
+    table = cli("monitor", "alerts")
+    assert table.exit_code == 0 and "pagerduty:" in table.output and "SEV-2" in table.output
