@@ -52,6 +52,10 @@ FAMILIES: dict[str, Family] = {
     "scheduler": Family("payops.scheduler.cli", "scheduler_app",
                         "The single-host scheduler: payout cycles, their checks, quarterly rehearsals."),
     "schedule": Family("payops.scheduler.cli", "schedule_app", "The schedule: upcoming slots and what ran."),
+    "monitor": Family("payops.monitor.cli", "app",
+                      "Payments monitoring: alert rules (PagerDuty, Slack, Jira, email), dashboards, metrics."),
+    "credentials": Family("payops.monitor.cli", "credentials_app",
+                          "The credential inventory watched for expiry: metadata and dates, never secrets."),
 }
 
 app = typer.Typer(help="Payments Ops runbooks and Finance reconciliation, as archived notebooks.",

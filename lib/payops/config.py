@@ -122,6 +122,36 @@ class Settings(BaseSettings):
         description="The public URL of the webhook receiver, as registered in Stripe (go-live check).",
     )
 
+    # --- monitoring (payops monitor; defaults are the issue's thresholds) ---------------------------
+    monitor_schedule_cron: str = Field(
+        "*/5 * * * *", validation_alias=_env("PAYOPS_MONITOR_CRON"),
+        description="When the scheduler runs `payops monitor check` (cron, in PAYOUT_TIMEZONE).")
+    monitor_max_run_minutes: int = Field(30, ge=1, validation_alias=_env("PAYOPS_MONITOR_MAX_RUN_MINUTES"))
+    monitor_min_processed_percent: str = Field("90", validation_alias=_env("PAYOPS_MONITOR_MIN_PROCESSED_PERCENT"))
+    monitor_record_missing_minutes: int = Field(
+        10, ge=1, validation_alias=_env("PAYOPS_MONITOR_RECORD_MISSING_MINUTES"))
+    monitor_fallback_window_days: int = Field(30, ge=1, validation_alias=_env("PAYOPS_MONITOR_FALLBACK_WINDOW_DAYS"))
+    monitor_fallback_max_count: int = Field(1, ge=0, validation_alias=_env("PAYOPS_MONITOR_FALLBACK_MAX_COUNT"))
+    monitor_fallback_max_share_percent: str = Field(
+        "5", validation_alias=_env("PAYOPS_MONITOR_FALLBACK_MAX_SHARE_PERCENT"))
+    monitor_credential_reminder_days: str = Field(
+        "30,14,7", validation_alias=_env("PAYOPS_MONITOR_CREDENTIAL_REMINDER_DAYS"))
+    monitor_credential_page_days: int = Field(3, ge=0, validation_alias=_env("PAYOPS_MONITOR_CREDENTIAL_PAGE_DAYS"))
+    monitor_overdue_reminder_hours: int = Field(
+        24, ge=1, validation_alias=_env("PAYOPS_MONITOR_OVERDUE_REMINDER_HOURS"))
+    webhook_secret_max_age_days: int = Field(365, ge=1, validation_alias=_env("PAYOPS_WEBHOOK_SECRET_MAX_AGE_DAYS"))
+    monitor_reserve_buffer_percent: str = Field("20", validation_alias=_env("PAYOPS_MONITOR_RESERVE_BUFFER_PERCENT"))
+    pagerduty_events_url: str = Field("https://events.pagerduty.com",
+                                      validation_alias=_env("PAYOPS_PAGERDUTY_EVENTS_URL"))
+    jira_url: str | None = Field(None, validation_alias=_env("PAYOPS_JIRA_URL"))
+    jira_user: str | None = Field(None, validation_alias=_env("PAYOPS_JIRA_USER"))
+    jira_token: SecretStr | None = Field(None, validation_alias=_env("PAYOPS_JIRA_TOKEN"))
+    jira_project: str = Field("OPS", validation_alias=_env("PAYOPS_JIRA_PROJECT"))
+    jira_issue_type: str = Field("Task", validation_alias=_env("PAYOPS_JIRA_ISSUE_TYPE"))
+    ops_slack_webhook_url: SecretStr | None = Field(None, validation_alias=_env("PAYOPS_OPS_SLACK_WEBHOOK_URL"))
+    ops_slack_channel: str = Field("#payments-ops", validation_alias=_env("PAYOPS_OPS_SLACK_CHANNEL"))
+    monitor_email_to: str = Field("payments-ops@example.com", validation_alias=_env("PAYOPS_MONITOR_EMAIL_TO"))
+
     @model_validator(mode="after")
     def _absolute_paths(self) -> Settings:
         """Relative paths are resolved once, against the working directory of the process that reads
@@ -147,6 +177,7 @@ class Settings(BaseSettings):
         for name in (
             "stripe_fallback_secret_key", "stripe_secret_key", "stripe_webhook_secret",
             "slack_webhook_url", "smtp_password", "pagerduty_routing_key", "cron_secret_key",
+            "jira_token", "ops_slack_webhook_url",
         ):
             val = getattr(self, name)
             if val is not None and val.get_secret_value():

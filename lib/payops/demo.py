@@ -4,7 +4,9 @@ Starts the Stripe sandbox and the local Slack/SMTP sinks in this process, uses a
 database (``var/demo.db``, recreated each time), seeds both sides, then runs the SOP exactly as ops
 would: a dry run, two approvals, the live run. Shows the transfer in Stripe, the audit row, the
 delivered messages and the archive; reconciles 2026-09-01 … 2026-11-30 (the planted breaks), runs the
-next automated payout cycle (2026-12-01: dry run, then live) and verifies the archive's hash chain.
+next automated payout cycle (2026-12-01: dry run, then live), runs the monitoring checker over the demo's
+history (every rule fires: PagerDuty, Slack, Jira and email reach the local sinks) and the dashboards, and
+verifies the archive's hash chain.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ def main() -> None:
             "PAYOPS_SMTP_PORT": str(sinks.smtp_port),
             "PAYOPS_ENVIRONMENT": "test",
             "PAYOPS_RECON_CACHE_DIR": str(recon_cache.resolve()),
+            **monitoring_env(sinks),
         })
         from payops import db, manual
         from payops.archive import verify_archive
@@ -121,6 +124,7 @@ def main() -> None:
         cycle_cli.run_cmd(cycle_date=demo_data.NEXT_CYCLE.isoformat(), dry_run=True, live=False)
         cycle_cli.run_cmd(cycle_date=demo_data.NEXT_CYCLE.isoformat(), dry_run=False, live=True)
         cycle_cli.status_cmd(limit=8)
+        show_monitoring(console, settings, sinks)
         report = verify_archive(settings.output_dir)
         console.print(("[green]✓ archive verifies[/]" if report.ok else f"[red]✗ {report.first_problem}[/]")
                       + f" — {report.runs_checked} run(s) in the chain")
@@ -131,6 +135,42 @@ def main() -> None:
     finally:
         sinks.stop()
         sb.stop()
+
+
+def monitoring_env(sinks: object) -> dict[str, str]:
+    """PagerDuty and Jira pointed at the local sinks, next to Slack and SMTP."""
+    from payops.sandbox.alert_sinks import SANDBOX_ROUTING_KEY
+
+    return {"PAGERDUTY_ROUTING_KEY": SANDBOX_ROUTING_KEY, "PAYOPS_PAGERDUTY_EVENTS_URL": sinks.pagerduty_url,  # type: ignore[attr-defined]
+            "PAYOPS_JIRA_URL": sinks.jira_url, "PAYOPS_JIRA_TOKEN": "sandbox-jira-token"}  # type: ignore[attr-defined]
+
+
+def show_monitoring(console: Console, settings: object, sinks: object) -> None:
+    """Section 7: the checker over the demo's history, what reached each sink, the dashboards."""
+    from datetime import UTC, datetime
+
+    from payops.monitor.check import run_check
+    from payops.monitor.cli import print_check
+    from payops.monitor.dashboard_run import run_dashboard
+    from payops.monitor.demo_seed import seed_monitoring_history
+    from payops.sandbox.alert_sinks import alert_tables
+
+    console.rule("[bold]7. Monitoring: `payops monitor check` over the demo's history")
+    seed_monitoring_history(settings, datetime.now(UTC))  # type: ignore[arg-type]
+    before = {k: len(v) for k, v in sinks.store.snapshot().items()}  # type: ignore[attr-defined]
+    report = run_check(settings)  # type: ignore[arg-type]
+    print_check(report, console)
+    inbox = sinks.store.snapshot()  # type: ignore[attr-defined]
+    for table in alert_tables(inbox):
+        console.print(table)
+    new_slack = inbox["slack"][before["slack"]:]
+    new_mail = inbox["email"][before["email"]:]
+    console.print(f"Slack: {len(new_slack)} monitoring post(s) · email: "
+                  + "; ".join(m["subject"] for m in new_mail), soft_wrap=True, markup=False)
+    again = run_check(settings)  # type: ignore[arg-type]
+    console.print(f"checked again: {len(again.opened)} opened, {len(again.outcomes)} sent (nothing pages twice)")
+    dash = run_dashboard(settings=settings)  # type: ignore[arg-type]
+    console.print(f"dashboards: {dash.run_dir / 'dashboards.html'}", soft_wrap=True, markup=False)
 
 
 if __name__ == "__main__":

@@ -148,6 +148,12 @@ class ChecksFailed(PayopsError):
     exit_code = 15
 
 
+class AlertsOpen(PayopsError):
+    """``payops monitor check``: a SEV-2 condition is open (the exit code stays non-zero until it clears)."""
+
+    exit_code = 20
+
+
 def exit_code_for(name: str) -> int:
     """The exit code of the error class called ``name`` (as papermill reports it), 1 if unknown."""
     cls = globals().get(name)

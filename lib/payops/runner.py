@@ -37,6 +37,7 @@ SOPS: dict[str, tuple[str, ...]] = {
     "go_live_check": ("go_live",),
     "pre_run_check": ("pre_run",),
     "post_run_check": ("post_run",),
+    "monitoring": ("dashboards",),
 }
 NOTEBOOK_DIRS: dict[str, Path] = {
     "manual_payout": RUNBOOKS_DIR / "manual_payout",
@@ -45,6 +46,7 @@ NOTEBOOK_DIRS: dict[str, Path] = {
     "go_live_check": NOTEBOOKS_DIR / "checks" / "go_live",
     "pre_run_check": NOTEBOOKS_DIR / "checks" / "pre_run",
     "post_run_check": NOTEBOOKS_DIR / "checks" / "post_run",
+    "monitoring": NOTEBOOKS_DIR / "monitoring",
 }
 # parameters a notebook takes besides its model's fields
 RUN_PARAMS: dict[str, Any] = {"run_id": None}

@@ -42,5 +42,13 @@ def test_make_demo_runs_end_to_end(tmp_path: Path) -> None:
     engine.dispose()
     assert [a[0] for a in audit] == [ids["transfer"]] and cycle == "completed"
     runs = sorted(p.name for p in (tmp_path / "outputs").iterdir() if p.is_dir())
-    assert runs == ["manual_payout", "payout_cycle", "reconciliation"]
-    assert len((tmp_path / "outputs" / "CHAIN.jsonl").read_text().splitlines()) == 5  # every run sealed, chained
+    assert runs == ["manual_payout", "monitoring", "payout_cycle", "reconciliation"]
+    assert len((tmp_path / "outputs" / "CHAIN.jsonl").read_text().splitlines()) == 6  # every run sealed, chained
+    # the monitoring section: every rule fires over the demo's history, each channel hears, nothing twice
+    monitoring = out[out.index("7. Monitoring"):]
+    for rule in ("automation_failure", "money_moved", "fallback_volume", "credential_expiry", "reserve_breach"):
+        assert f"│ {rule}" in monitoring, rule
+    for sent in ("pagerduty trigger: sent", "jira ticket: sent — OPS-1", "slack notify: sent",
+                 "slack reminder-14d: sent", "slack_ops notify-below: sent", "email notify-below: sent"):
+        assert sent in monitoring, sent
+    assert "exit 20: 3 SEV-2 condition(s) open" in monitoring and "checked again: 0 opened, 0 sent" in monitoring

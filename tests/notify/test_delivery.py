@@ -169,7 +169,7 @@ def test_store_path_is_shared_and_survives_restart(tmp_path: Path) -> None:
         assert [m["json"]["text"] for m in s2.slack_messages()] == ["first"]
         assert fetch_inbox(s2.inbox_url)["slack"][0]["json"]["text"] == "first"
         s2.clear()
-        assert json.loads(store.read_text()) == {"slack": [], "email": []}
+        assert json.loads(store.read_text()) == {"slack": [], "email": [], "pagerduty": [], "jira": []}
 
 
 def test_fetch_inbox_unreachable() -> None:

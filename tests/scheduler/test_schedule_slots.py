@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from payops.config import Settings
 from payops.errors import ConfigError
 from payops.scheduler import (
+    MONITOR_CHECK,
     PAYOUT_CYCLE,
     POST_RUN_CHECK,
     PRE_RUN_CHECK,
@@ -44,9 +45,12 @@ def test_default_schedule_is_1st_and_15th_at_0600_utc_with_checks_around_it() ->
         utc(2026, 4, 14, 14), utc(2026, 7, 14, 14), utc(2026, 10, 13, 14)]
     # the previous month reconciled on the 4th at 09:00, after its 3-day cut-off margin
     assert [s.at for s in _slots(settings, RECONCILIATION, after, 2)] == [utc(2026, 3, 4, 9), utc(2026, 4, 4, 9)]
+    # the monitoring check every 5 minutes
+    assert [s.at for s in _slots(settings, MONITOR_CHECK, after, 2)] == [utc(2026, 2, 20, 0, 5),
+                                                                         utc(2026, 2, 20, 0, 10)]
     everything = upcoming(settings, after, count=1)
-    assert [name for name, _ in everything] == [PRE_RUN_CHECK, PAYOUT_CYCLE, POST_RUN_CHECK, RECONCILIATION,
-                                                REHEARSAL]
+    assert [name for name, _ in everything] == [MONITOR_CHECK, PRE_RUN_CHECK, PAYOUT_CYCLE, POST_RUN_CHECK,
+                                                RECONCILIATION, REHEARSAL]
 
 
 def test_toronto_slots_stay_at_0600_local_across_both_dst_changes() -> None:
@@ -152,7 +156,7 @@ def test_default_jobs_call_the_cycle_runbook_and_the_checks_with_the_slot_cycle_
     monkeypatch.setitem(sys.modules, "payops.checks", fake_checks)
     settings = Settings(PAYOUT_TIMEZONE="America/Toronto")
     registry = default_registry()
-    assert [j.catch_up for j in registry] == [False, True, False, True, True]
+    assert [j.catch_up for j in registry] == [False, True, False, True, True, False]
     for name in (PRE_RUN_CHECK, PAYOUT_CYCLE, POST_RUN_CHECK):
         (slot,) = _slots(settings, name, utc(2026, 10, 31, 12), 1)  # the Nov 1 cycle, 06:00 EST
         registry.get(name).run(JobContext(name, slot, settings, slot.at, "h:1", timedelta(0)))

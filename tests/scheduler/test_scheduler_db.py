@@ -217,7 +217,7 @@ def test_heartbeat_and_scheduler_status(sched_settings: Settings) -> None:
     assert scheduler_status(sched_settings, t0 + timedelta(minutes=6), jobs=jobs)["armed"] is False
     # default registry: every payops job has a next slot
     assert set(scheduler_status(sched_settings, t0)["next"]) == {
-        "pre-run-check", "payout-cycle", "post-run-check", "rehearsal", "reconciliation"}
+        "pre-run-check", "payout-cycle", "post-run-check", "rehearsal", "reconciliation", "monitor-check"}
 
     slow = Scheduler(sched_settings, clock=clock, jobs=jobs, owner="opshost:78", poll_seconds=300)
     slow.tick(clock.advance(minutes=1))

@@ -336,23 +336,70 @@ class ReconBreak(Base):
 
 
 class Credential(Base):
+    """The credential inventory (0006): metadata and dates only, never a secret value.
+
+    ``expires_at`` is a hard expiry (a certificate's notAfter), ``rotation_due_at`` a rotation date (a
+    restricted key's policy date, or "now" after a real incident used it), ``issued_at`` when the current
+    value was issued (a webhook signing secret's age counts from it). ``rotated_at`` is the last rotation.
+    """
+
     __tablename__ = "credentials"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(128), unique=True)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # 0006: the monitor's inventory
+    issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    rotation_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    rotation_due_reason: Mapped[str | None] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(128))
+    notes: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Alert(Base):
+    """One episode of one monitored condition (0006): opened when a rule first sees it, resolved when the
+    condition clears. ``open_key`` equals ``dedupe_key`` while open and is NULL once resolved, so the unique
+    constraint allows one open episode per condition and any number of resolved ones."""
+
     __tablename__ = "alerts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rule: Mapped[str] = mapped_column(String(32), index=True)
     dedupe_key: Mapped[str] = mapped_column(String(200), index=True)
-    rule: Mapped[str] = mapped_column(String(64))
-    severity: Mapped[str] = mapped_column(String(16))
-    message: Mapped[str] = mapped_column(Text)
-    fired_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    delivery_status: Mapped[str] = mapped_column(String(16))
+    open_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    severity: Mapped[str] = mapped_column(String(8))  # SEV-2 · SEV-3 · SEV-4
+    status: Mapped[str] = mapped_column(String(16), index=True)  # open · resolved
+    summary: Mapped[str] = mapped_column(Text)
+    details_json: Mapped[str] = mapped_column(Text)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_reason: Mapped[str | None] = mapped_column(Text)
+    pagerduty_dedup_key: Mapped[str | None] = mapped_column(String(255))
+    jira_issue_key: Mapped[str | None] = mapped_column(String(64))
+
+
+class AlertDelivery(Base):
+    """What was (or is still to be) sent for an alert, one row per channel and action — the outbox.
+
+    A row is written ``pending`` in the same transaction that opens, escalates or resolves the alert, then
+    sent; a failed send stays ``pending`` (``attempts``, ``last_error``) and is retried by the next check.
+    Unique (alert, channel, action): each reminder step, page and ticket goes out once."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (UniqueConstraint("alert_id", "channel", "action"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))  # pagerduty · slack · slack_ops · jira · email
+    action: Mapped[str] = mapped_column(String(32))  # trigger · resolve · notify · ticket · reminder-30d · resolved …
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending · sent · superseded
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    response: Mapped[str | None] = mapped_column(Text)  # PagerDuty dedup key, Jira issue key, SMTP reply, "200 ok"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 Index("ix_ledger_payouts_run_studio", LedgerPayout.run_id, LedgerPayout.studio_id, unique=True)

@@ -58,7 +58,8 @@ def serve(
     payout_delay_seconds: Annotated[float, typer.Option(help="Seconds from payout to paid.")] = 3.0,
     slack_port: Annotated[int, typer.Option(help="Port of the Slack webhook sink.")] = 12112,
     smtp_port: Annotated[int, typer.Option(help="Port of the SMTP sink.")] = 1025,
-    no_sinks: Annotated[bool, typer.Option("--no-sinks", help="Do not start the Slack/SMTP sinks.")] = False,
+    no_sinks: Annotated[bool, typer.Option("--no-sinks", help="Do not start the Slack/SMTP/PagerDuty/Jira sinks.")
+                        ] = False,
 ) -> None:
     """Run the sandbox (and the Slack/SMTP sinks) in the foreground; Ctrl-C stops it cleanly."""
     import uvicorn
@@ -107,7 +108,12 @@ def _banner(sb: Any, url: str, sinks: Any) -> None:
     if sinks is not None:
         lines.append(f"export SLACK_WEBHOOK_URL={sinks.slack_webhook_url}")
         lines += [f"export SMTP_HOST={sinks.smtp_host}", f"export SMTP_PORT={sinks.smtp_port}"]
-        console.print(f"Slack/SMTP inbox: [cyan]{sinks.inbox_url}[/cyan]")
+        from payops.sandbox.alert_sinks import SANDBOX_ROUTING_KEY
+
+        lines += [f"export PAYOPS_PAGERDUTY_EVENTS_URL={sinks.pagerduty_url}",
+                  f"export PAGERDUTY_ROUTING_KEY={SANDBOX_ROUTING_KEY}",
+                  f"export PAYOPS_JIRA_URL={sinks.jira_url}", "export PAYOPS_JIRA_TOKEN=sandbox-jira-token"]
+        console.print(f"Slack/SMTP/PagerDuty/Jira inbox: [cyan]{sinks.inbox_url}[/cyan]")
     typer.echo("\n".join(lines))  # plain echo: never wrapped, safe to copy-paste
     console.print("Ctrl-C to stop.")
 
@@ -203,7 +209,7 @@ def inbox(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     clear: Annotated[bool, typer.Option("--clear", help="Empty the inbox after printing it.")] = False,
 ) -> None:
-    """Show what the local Slack and SMTP sinks received."""
+    """Show what the local Slack, SMTP, PagerDuty and Jira sinks received."""
     from payops.sandbox.sinks import inbox_command
 
     inbox_command(url=url, as_json=as_json, clear=clear)

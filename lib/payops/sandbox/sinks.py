@@ -5,6 +5,8 @@
   a non-JSON body or one with neither ``text`` nor ``blocks`` → ``400 invalid_payload``;
   any other path → ``404 no_service``. ``GET /_inbox`` shows what arrived, ``DELETE /_inbox`` clears.
 * SMTP: aiosmtpd's threaded Controller; every message is parsed and kept.
+* PagerDuty Events API v2 (``/pagerduty/v2/enqueue``) and Jira REST (``/jira/rest/api/2/…``) on the Slack
+  sink's HTTP server: see :mod:`payops.sandbox.alert_sinks`.
 
 Both write to one thread-safe :class:`InboxStore`, optionally persisted to a JSON file so another
 process (``payops sandbox inbox``) sees the same messages.
@@ -46,10 +48,12 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from payops.errors import ConfigError, NotificationError
+from payops.sandbox.alert_sinks import alert_tables, jira_routes, pagerduty_routes
 
 SANDBOX_WEBHOOK_PATH = "/services/TPAYOPS/BSANDBOX/sandbox-webhook-secret"
 DEFAULT_INBOX_URL = "http://127.0.0.1:12112/_inbox"
 _START_TIMEOUT = 10.0
+KINDS = ("slack", "email", "pagerduty", "jira")
 
 
 def _now() -> str:
@@ -58,7 +62,8 @@ def _now() -> str:
 
 # -- the store -------------------------------------------------------------------------------------
 class InboxStore:
-    """What the sinks received: ``{"slack": [...], "email": [...]}``. Thread- and process-safe.
+    """What the sinks received: ``{"slack": [...], "email": [...], "pagerduty": [...], "jira": [...]}``.
+    Thread- and process-safe.
 
     Without ``path`` the messages live in memory. With ``path`` the JSON file is the source of truth:
     every change is a read-modify-write under an exclusive ``flock`` and an atomic rename.
@@ -67,7 +72,7 @@ class InboxStore:
     def __init__(self, path: Path | None = None) -> None:
         self.path = Path(path) if path is not None else None
         self._lock = threading.Lock()
-        self._memory: dict[str, list[dict[str, Any]]] = {"slack": [], "email": []}
+        self._memory: dict[str, list[dict[str, Any]]] = {k: [] for k in KINDS}
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -89,9 +94,9 @@ class InboxStore:
         if self.path is None:
             return self._memory
         if not self.path.exists():
-            return {"slack": [], "email": []}
+            return {k: [] for k in KINDS}
         data = json.loads(self.path.read_text(encoding="utf-8") or "{}")
-        return {"slack": list(data.get("slack", [])), "email": list(data.get("email", []))}
+        return {k: list(data.get(k, [])) for k in KINDS}
 
     def _write(self, data: dict[str, list[dict[str, Any]]]) -> None:
         if self.path is None:
@@ -108,14 +113,23 @@ class InboxStore:
             data[kind] = [*data[kind], record]
             self._write(data)
 
+    def append_with(self, kind: str, make: Any) -> dict[str, Any]:
+        """Add ``make(records so far)`` under the lock (e.g. the next Jira issue key) and return it."""
+        with self._locked():
+            data = self._read()
+            record: dict[str, Any] = make(list(data[kind]))
+            data[kind] = [*data[kind], record]
+            self._write(data)
+            return record
+
     def snapshot(self) -> dict[str, list[dict[str, Any]]]:
         with self._locked():
             data = self._read()
-            return {"slack": list(data["slack"]), "email": list(data["email"])}
+            return {k: list(data[k]) for k in KINDS}
 
     def clear(self) -> None:
         with self._locked():
-            self._write({"slack": [], "email": []})
+            self._write({k: [] for k in KINDS})
 
 
 # -- Slack webhook receiver ------------------------------------------------------------------------
@@ -161,6 +175,8 @@ def build_slack_app(store: InboxStore) -> Starlette:
         routes=[
             Route("/services/{team}/{bot}/{secret}", webhook, methods=["POST"]),
             Route("/_inbox", inbox, methods=["GET", "DELETE"]),
+            *pagerduty_routes(store),
+            *jira_routes(store),
         ],
         exception_handlers={404: no_service},
     )
@@ -247,6 +263,24 @@ class RunningSinks:
     def emails(self) -> list[dict[str, Any]]:
         """Each received email: mail_from, rcpt_tos, subject, text, html, raw, headers, received_at."""
         return self.store.snapshot()["email"]
+
+    @property
+    def pagerduty_url(self) -> str:
+        """Base URL for ``PAYOPS_PAGERDUTY_EVENTS_URL`` (the client posts to ``…/v2/enqueue``)."""
+        return self.inbox_url.removesuffix("/_inbox") + "/pagerduty"
+
+    @property
+    def jira_url(self) -> str:
+        """Server URL for ``PAYOPS_JIRA_URL`` (REST under ``…/rest/api/2``)."""
+        return self.inbox_url.removesuffix("/_inbox") + "/jira"
+
+    def pagerduty_events(self) -> list[dict[str, Any]]:
+        """Each accepted Events API v2 event: ``event`` (the body as sent), ``received_at``."""
+        return self.store.snapshot()["pagerduty"]
+
+    def jira_issues(self) -> list[dict[str, Any]]:
+        """Each created issue: ``id``, ``key``, ``fields`` (as sent, plus status and created)."""
+        return self.store.snapshot()["jira"]
 
     def clear(self) -> None:
         self.store.clear()
@@ -362,7 +396,7 @@ def fetch_inbox(url: str = DEFAULT_INBOX_URL) -> dict[str, Any]:
         data = resp.json()
     except (httpx.HTTPError, ValueError) as exc:
         raise NotificationError(f"cannot read the sandbox inbox at {url}: {exc}") from exc
-    return {"slack": list(data.get("slack", [])), "email": list(data.get("email", []))}
+    return {k: list(data.get(k, [])) for k in KINDS}
 
 
 def clear_inbox(url: str = DEFAULT_INBOX_URL) -> None:
@@ -395,7 +429,7 @@ def inbox_command(
     as_json: bool = typer.Option(False, "--json", help="Print the raw inbox as JSON."),
     clear: bool = typer.Option(False, "--clear", help="Empty the inbox after printing it."),
 ) -> None:
-    """Show the Slack posts and emails the local sinks received."""
+    """Show the Slack posts, emails, PagerDuty events and Jira issues the local sinks received."""
     try:
         inbox = fetch_inbox(url)
     except NotificationError as exc:
@@ -418,6 +452,8 @@ def inbox_command(
                          Text(str(m.get("subject", ""))), Text(_first_line(m.get("text"))))
         console.print(slack)
         console.print(mail)
+        for table in alert_tables(inbox):
+            console.print(table)
     if clear:
         try:
             clear_inbox(url)

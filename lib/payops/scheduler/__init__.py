@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from payops.scheduler.engine import CATCH_UP_WINDOW, ON_TIME_GRACE, RUNNING_TIMEOUT, Execution, Scheduler, TickReport
 from payops.scheduler.jobs import (
+    MONITOR_CHECK,
     PAYOUT_CYCLE,
     POST_RUN_CHECK,
     PRE_RUN_CHECK,
@@ -27,7 +28,8 @@ from payops.scheduler.jobs import (
 from payops.scheduler.status import HEARTBEAT_FLAG, history, scheduler_status, upcoming
 
 __all__ = [
-    "CATCH_UP_WINDOW", "HEARTBEAT_FLAG", "ON_TIME_GRACE", "PAYOUT_CYCLE", "POST_RUN_CHECK", "PRE_RUN_CHECK",
+    "CATCH_UP_WINDOW", "HEARTBEAT_FLAG", "MONITOR_CHECK", "ON_TIME_GRACE", "PAYOUT_CYCLE", "POST_RUN_CHECK",
+    "PRE_RUN_CHECK",
     "RECONCILIATION", "REHEARSAL", "RUNNING_TIMEOUT", "Execution", "Job", "JobContext", "JobRegistry", "Schedule",
     "Scheduler", "Slot", "TickReport", "default_registry", "history", "scheduler_status", "upcoming",
 ]

@@ -28,6 +28,7 @@ PRE_RUN_CHECK = "pre-run-check"
 POST_RUN_CHECK = "post-run-check"
 REHEARSAL = "rehearsal"
 RECONCILIATION = "reconciliation"
+MONITOR_CHECK = "monitor-check"
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,10 @@ def recon_schedule(settings: Settings) -> Schedule:
     return Schedule(settings.recon_schedule_cron, "PAYOPS_RECON_CRON")
 
 
+def monitor_schedule(settings: Settings) -> Schedule:
+    return Schedule(settings.monitor_schedule_cron, "PAYOPS_MONITOR_CRON")
+
+
 def run_payout_cycle(ctx: JobContext) -> Any:
     """The automated payout cycle for the slot's local date, live, through the runner."""
     from payops.cycle.runbook import run_cycle_runbook
@@ -226,10 +231,18 @@ def run_reconciliation_job(ctx: JobContext) -> Any:
     return run_monthly(ctx.cycle_date, ctx.settings)
 
 
+def run_monitor_check(ctx: JobContext) -> Any:
+    """``payops monitor check`` at the slot: alerts sent and remembered; a failed delivery fails the slot."""
+    from payops.monitor.check import scheduled_check
+
+    return scheduled_check(ctx.settings, at=ctx.now)
+
+
 def default_registry() -> JobRegistry:
     """payops' jobs: the payout cycle (catches up), its pre-/post-run checks (do not), the rehearsal
     (catches up: it only starts a dry run and asks people to continue), the monthly reconciliation (catches
-    up: it only reads and reports)."""
+    up: it only reads and reports), the monitoring check every 5 minutes (does not catch up: the next check sees
+    everything)."""
     return JobRegistry([
         Job(PRE_RUN_CHECK, pre_run_schedule, run_pre_run_check,
             description="pre-run check, PAYOPS_PRE_RUN_MINUTES_BEFORE before each payout slot"),
@@ -242,6 +255,8 @@ def default_registry() -> JobRegistry:
         Job(RECONCILIATION, recon_schedule, run_reconciliation_job, catch_up=True,
             description="reconciliation of the previous month (PAYOPS_RECON_CRON); Slack; fails over "
                         "PAYOPS_RECON_MAX_UNEXPLAINED"),
+        Job(MONITOR_CHECK, monitor_schedule, run_monitor_check,
+            description="monitoring rules every 5 minutes (PAYOPS_MONITOR_CRON): PagerDuty, Slack, Jira, email"),
     ])
 
 

@@ -1,5 +1,9 @@
 """Step 30 — audit insert. Writes the ``manual_payouts`` row, reads it back, prints the equivalent SQL.
 
+A live (not rehearsal) row also marks ``STRIPE_FALLBACK_SECRET_KEY`` due for rotation in the credential
+inventory, in the same transaction (the SOP rotates the key after every real incident; ``payops monitor``
+reminds until ``payops credentials rotate`` records it).
+
 Idempotent: a resumed run finds its own row and reads it back instead of inserting a second one
 (``manual_payouts.ledger_payout_id`` and ``run_id`` are unique).
 """
@@ -14,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from payops import runstate
-from payops.db.models import ManualPayout, TransferIntent
+from payops.db.models import ManualPayout, TransferIntent, utcnow
 from payops.errors import AuditWriteError
 from payops.sop.context import StepContext
 
@@ -118,6 +122,11 @@ def run(ctx: StepContext) -> AuditResult:
                 s.add(row)
                 s.flush()
                 inserted = True
+                if not ctx.params.is_rehearsal:  # a real incident used the fallback key: rotate it (same transaction)
+                    from payops.monitor.credentials import mark_fallback_rotation_due
+
+                    mark_fallback_rotation_due(s, at=values["transferred_at"] or utcnow(), reason=(
+                        f"used by live manual payout {ctx.params.incident_id} (run {ctx.run_id})"))
     except IntegrityError as exc:
         raise AuditWriteError(f"manual_payouts refused the row: {str(exc.orig).splitlines()[0]}") from exc
     with ctx.session() as s:  # read it back from the database, not from memory

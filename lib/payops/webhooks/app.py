@@ -9,6 +9,7 @@ Routes:
   accepted; 400 bad body (the field is named); 401 missing/wrong bearer token; 409 a cycle triggered
   here is still running; 503 CRON_SECRET_KEY unset (the trigger is disabled, never open).
 - ``GET /healthz`` — 200 ``{"ok": true}``.
+- ``GET /metrics`` — the monitoring figures for Prometheus (:mod:`payops.monitor.metrics`).
 
 Every error answer is one line of JSON: ``{"error": "..."}``.
 """
@@ -96,10 +97,13 @@ def create_app(
             log.warning("shutting down: waiting for the payout cycle triggered over HTTP to finish")
             await run_in_threadpool(runner.join)
 
+    from payops.monitor.metrics import metrics_endpoint, registry
+
     app = Starlette(lifespan=lifespan, routes=[
         Route("/stripe/webhook", stripe_webhook, methods=["POST"]),
         Route("/cron/payout-cycle", payout_cycle, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint(registry(lambda: settings)), methods=["GET"]),
     ])
     app.state.settings = settings
     app.state.receiver = receiver
