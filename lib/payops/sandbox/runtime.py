@@ -39,8 +39,9 @@ class Sandbox:
             self.state = SandboxState()
             with self.state.lock:
                 apply_seed(self.state, seed)
-        self.webhooks = WebhookDispatcher(self.state)
+        self.webhooks = WebhookDispatcher(self.state, faults=self.faults)
         self.state.on_event = self.webhooks.enqueue
+        self.state.expiry_paused = lambda: self.faults.current.checkout_expiry_paused
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
