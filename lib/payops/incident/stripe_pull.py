@@ -1,0 +1,82 @@
+"""What the triage reads from Stripe over a window, pulled in parallel like the reconciliation.
+
+Checkout Sessions and events are listed by ``created`` time slices through :func:`payops.stripe_pager.pull_window`
+(threads, one shared pacer under the rate limit, backoff on 429/5xx), with the platform key
+(``STRIPE_SECRET_KEY``, read access is enough; the live actions need Checkout Sessions write). Sessions the
+window does not hold (a Redis key naming an older session) are retrieved by id, a 404 kept as ``None``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import stripe
+
+from payops.config import Settings
+from payops.stripe_api import make_client
+from payops.stripe_pager import DEFAULT_MAX_RPS, DEFAULT_THREADS, ClientFactory, PullStats, _Puller, pull_window
+
+EVENT_TYPES = ("payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.created",
+               "checkout.session.completed", "checkout.session.expired")
+SLICE_SECONDS = 120  # a slice per two minutes of window (at least THREADS slices): pages stay parallel
+
+
+def client_factory(settings: Settings) -> ClientFactory:
+    """One SDK client per pulling thread; the pager retries, so the client itself does not."""
+    return lambda: make_client(settings=settings, purpose="platform", max_network_retries=0)
+
+
+def _slices(lo: int, hi: int, threads: int) -> int:
+    return max(threads, min(64, (hi - lo) // SLICE_SECONDS))
+
+
+def _bar(desc: str, progress: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(desc=desc, unit="obj", disable=not progress, leave=True, file=sys.stdout, delay=2.0,
+                mininterval=1.0 if sys.stdout.isatty() else 10.0)
+
+
+class StripeWindow:
+    """The Stripe side of one triage: sessions and events over ``[lo, hi)`` (unix seconds)."""
+
+    def __init__(self, settings: Settings, *, factory: ClientFactory | None = None, threads: int = DEFAULT_THREADS,
+                 max_rps: float | None = DEFAULT_MAX_RPS, progress: bool = True) -> None:
+        self.factory = factory or client_factory(settings)
+        self.threads, self.max_rps, self.progress = threads, max_rps, progress
+        self.stats = PullStats()
+
+    def sessions(self, lo: int, hi: int, *, status: str | None = None) -> list[dict[str, Any]]:
+        """Checkout Sessions created in ``[lo, hi)`` (one ``status`` only, if given), newest first."""
+        params: dict[str, Any] = {"status": status} if status else {}
+        return pull_window(self.factory, lambda c, p: c.v1.checkout.sessions.list(params=p), params, lo, hi,
+                           slices=_slices(lo, hi, self.threads), threads=self.threads, max_rps=self.max_rps,
+                           bar=_bar("checkout sessions", self.progress), stats=self.stats)
+
+    def events(self, lo: int, hi: int, types: Iterable[str] = EVENT_TYPES) -> list[dict[str, Any]]:
+        """Events of ``types`` created in ``[lo, hi)``, newest first."""
+        params = {"types": list(types)}
+        return pull_window(self.factory, lambda c, p: c.v1.events.list(params=p), params, lo, hi,
+                           slices=_slices(lo, hi, self.threads), threads=self.threads, max_rps=self.max_rps,
+                           bar=_bar("stripe events", self.progress), stats=self.stats)
+
+    def retrieve_sessions(self, ids: Iterable[str]) -> dict[str, dict[str, Any] | None]:
+        """``GET /v1/checkout/sessions/{id}`` for each id (404 → None); other errors raise."""
+        puller = _Puller(self.factory, self.max_rps, self.stats, None)
+
+        def one(cs_id: str) -> tuple[str, dict[str, Any] | None]:
+            try:
+                return cs_id, puller.call(lambda c: c.v1.checkout.sessions.retrieve(cs_id))
+            except stripe.InvalidRequestError as exc:
+                if exc.http_status == 404:
+                    return cs_id, None
+                raise
+
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(self.threads, len(wanted)), thread_name_prefix="cs-ids") as pool:
+            return dict(pool.map(one, wanted))
