@@ -91,6 +91,15 @@ def _mount_scheduler() -> None:
 _mount_scheduler()
 
 
+def _mount_incident() -> None:
+    from payops.incident.cli import app as incident_app
+
+    app.add_typer(incident_app, name="incident")
+
+
+_mount_incident()
+
+
 def handles_errors(fn: F) -> F:
     """PayopsError → one red line on stderr and the error's exit code; nothing is swallowed."""
 

@@ -40,6 +40,9 @@ SOPS: dict[str, tuple[str, ...]] = {
     "go_live_check": ("go_live",),
     "pre_run_check": ("pre_run",),
     "post_run_check": ("post_run",),
+    "checkout_incident": ("10-triage", "20-act"),
+    "incident_verify": ("verify",),
+    "incident_close": ("summary",),
 }
 NOTEBOOK_DIRS: dict[str, Path] = {
     "manual_payout": RUNBOOKS_DIR / "manual_payout",
@@ -48,6 +51,9 @@ NOTEBOOK_DIRS: dict[str, Path] = {
     "go_live_check": NOTEBOOKS_DIR / "checks" / "go_live",
     "pre_run_check": NOTEBOOKS_DIR / "checks" / "pre_run",
     "post_run_check": NOTEBOOKS_DIR / "checks" / "post_run",
+    "checkout_incident": RUNBOOKS_DIR / "checkout_incident",
+    "incident_verify": NOTEBOOKS_DIR / "incidents" / "verify",
+    "incident_close": NOTEBOOKS_DIR / "incidents" / "close",
 }
 # parameters a notebook takes besides its model's fields
 RUN_PARAMS: dict[str, Any] = {"run_id": None}

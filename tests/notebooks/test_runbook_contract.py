@@ -34,6 +34,7 @@ from IPython.core.inputtransformer2 import TransformerManager
 from payops import runner
 from payops.checks.params import GoLiveParams, PostRunParams, PreRunParams
 from payops.cycle.runbook import CycleParams
+from payops.incident.params import CloseParams, IncidentParams, VerifyParams
 from payops.params import ManualPayoutParams
 from payops.reconcile.params import ReconParams
 
@@ -42,7 +43,9 @@ NOTEBOOK_DIRS = (ROOT / "runbooks", ROOT / "notebooks")
 # the parameter model of each SOP's notebooks; a new SOP must be added here (the test says so)
 SOP_MODELS: dict[str, type] = {"manual_payout": ManualPayoutParams, "reconciliation": ReconParams,
                                "payout_cycle": CycleParams, "go_live_check": GoLiveParams,
-                               "pre_run_check": PreRunParams, "post_run_check": PostRunParams}
+                               "pre_run_check": PreRunParams, "post_run_check": PostRunParams,
+                               "checkout_incident": IncidentParams, "incident_verify": VerifyParams,
+                               "incident_close": CloseParams}
 FORBIDDEN_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 SAFE_DEFAULTS: dict[str, Any] = {"dry_run": True, "run_id": None}
 
