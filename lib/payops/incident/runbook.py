@@ -109,7 +109,8 @@ def run_close(data: Mapping[str, Any], *, settings: Settings | None = None) -> A
 
 @dataclass
 class IncidentContext(RunContext):
-    """An incident notebook: the run, its parameters, and the clock every number is measured against."""
+    """An incident notebook: the run, its parameters, and the "now" every number is measured against
+    (Stripe's clock: :func:`payops.incident.stripe_pull.stripe_now`)."""
 
     params: Any = field(kw_only=True)
     now: datetime = field(kw_only=True, default_factory=lambda: datetime.now(UTC))
@@ -134,10 +135,12 @@ class IncidentContext(RunContext):
 
     @classmethod
     def load(cls, step: str, run_id: str, settings: Settings | None = None) -> IncidentContext:
+        from payops.incident.stripe_pull import stripe_now
+
         def extra(run: Any) -> dict[str, Any]:
             data = json.loads(run.params_json)
             model = {SOP: IncidentParams, VERIFY_SOP: VerifyParams, CLOSE_SOP: CloseParams}[run.sop]
-            return {"params": model.model_validate(data)}
+            return {"params": model.model_validate(data), "now": stripe_now(settings or get_settings())}
 
         return cls._open(step, run_id, settings, extra)
 

@@ -4,6 +4,9 @@ Checkout Sessions and events are listed by ``created`` time slices through :func
 (threads, one shared pacer under the rate limit, backoff on 429/5xx), with the platform key
 (``STRIPE_SECRET_KEY``, read access is enough; the live actions need Checkout Sessions write). Sessions the
 window does not hold (a Redis key naming an older session) are retrieved by id, a 404 kept as ``None``.
+
+The triage's "now" is Stripe's: this host's clock against Stripe itself; against the sandbox, the sandbox's
+clock (``GET /_sandbox/clock``) — a rehearsal may move it forward, and the windows must follow the objects.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import stripe
@@ -22,6 +26,19 @@ from payops.stripe_pager import DEFAULT_MAX_RPS, DEFAULT_THREADS, ClientFactory,
 EVENT_TYPES = ("payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.created",
                "checkout.session.completed", "checkout.session.expired")
 SLICE_SECONDS = 120  # a slice per two minutes of window (at least THREADS slices): pages stay parallel
+
+
+def stripe_now(settings: Settings) -> datetime:
+    """Now on the clock Stripe's objects are stamped with (see the module docstring)."""
+    if settings.uses_stripe_api:
+        return datetime.now(UTC)
+    import httpx
+
+    try:
+        resp = httpx.get(settings.stripe_api_base.rstrip("/") + "/_sandbox/clock", timeout=2)
+        return datetime.fromtimestamp(float(resp.json()["now"]), UTC)
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return datetime.now(UTC)  # a Stripe-compatible base without the sandbox's clock: this host's
 
 
 def client_factory(settings: Settings) -> ClientFactory:
