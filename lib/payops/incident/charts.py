@@ -16,23 +16,45 @@ def _hhmm(t: int) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%H:%M")
 
 
+def _success(fig: Figure, series: dict[str, Any], failures: list[dict[str, Any]]) -> Figure | None:
+    rows = series["rate_buckets"]
+    if not any(r["attempts"] for r in rows):
+        return None
+    threshold = float(series.get("threshold", 97))
+    ax, bx = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    xs = list(range(len(rows)))
+    ys = [float(r["percent"]) if r["attempts"] else 0.0 for r in rows]
+    colours = [GREY if not r["attempts"] else GREEN if y >= threshold else RED for r, y in zip(rows, ys, strict=True)]
+    ax.bar(xs, ys, color=colours)
+    for x, r in zip(xs, rows, strict=True):
+        ax.annotate(f"{r['succeeded']}/{r['attempts']}" if r["attempts"] else "–", (x, ys[x] + 1), ha="center",
+                    fontsize=7)
+    ax.axhline(threshold, color=GREY, linestyle="--", linewidth=1, label=f"{threshold:g}% threshold")
+    ax.set_xticks(xs, [_hhmm(r["from"]) for r in rows], rotation=45, fontsize=7)
+    ax.set_ylim(0, 108)
+    ax.set_ylabel("PaymentIntent success %")
+    ax.set_title("Success per 5 minutes (UTC; succeeded/attempts)", fontsize=10)
+    ax.legend(loc="lower left", fontsize=8)
+    if failures:
+        labels = [f"{f['code']} / {f['decline_code']}" if f["decline_code"] else f["code"] for f in failures][::-1]
+        bx.barh(labels, [f["count"] for f in failures][::-1], color=RED)
+        bx.tick_params(axis="y", labelsize=8)
+    else:
+        bx.text(0.5, 0.5, "no payment failed", ha="center", va="center")
+        bx.set_yticks([])
+    bx.set_xlabel("payment_intent.payment_failed")
+    bx.set_title("Failures by error code / decline code", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def triage_chart(result: Any) -> Figure | None:
     series = result.series or {}
-    fig = Figure(figsize=(9, 3.4))
-    ax = fig.add_subplot(1, 1, 1)
+    fig = Figure(figsize=(11, 3.6))
     if "rate_buckets" in series:
-        rows = [r for r in series["rate_buckets"] if r["attempts"]]
-        if not rows:
-            return None
-        xs = [_hhmm(r["from"]) for r in rows]
-        ys = [float(r["percent"]) for r in rows]
-        ax.bar(xs, ys, color=[GREEN if y >= 97 else RED for y in ys])
-        ax.axhline(97, color=GREY, linestyle="--", linewidth=1, label="97% threshold")
-        ax.set_ylim(0, 100)
-        ax.set_ylabel("PaymentIntent success %")
-        ax.set_title("Checkout payment success per 5 minutes (UTC)")
-        ax.legend(loc="lower left")
-    elif "expired_per_hour" in series:
+        return _success(fig, series, (result.details or {}).get("failures_by_code", []))
+    ax = fig.add_subplot(1, 1, 1)
+    if "expired_per_hour" in series:
         rows = series["expired_per_hour"]
         ax.bar([_hhmm(r["from"]) for r in rows], [r["expired"] for r in rows], color=GREY)
         ax.set_ylabel("sessions expired")

@@ -102,7 +102,7 @@ def checkout_failures(ctx: Any, lo: int, hi: int) -> Findings:
         _row("auctions with several Checkout Sessions", len(duplicates), "0", bool(duplicates)),
     ]
     series = {"rate_buckets": [m.payment_rate(events, t, min(t + 300, hi)).as_dict() | {"from": t}
-                               for t in range(start, hi, 300)]}
+                               for t in range(start, hi, 300)], "threshold": str(threshold)}
     return Findings(
         firing=firing, numbers=numbers, affected=affected, series=series,
         details={"success_rate": rate30.as_dict(), "failures_by_code": m.failures_by_code(in_window),

@@ -63,6 +63,13 @@ class TriageResult:
         """The numbers behind the alert, with their thresholds and verdicts."""
         return pd.DataFrame(self.numbers, columns=["number", "value", "threshold", "verdict"])
 
+    def styled(self) -> Any:
+        """The numbers table for the notebook: no index, text left-aligned, verdicts coloured."""
+        colours = {"ALERT": "background-color: #f7c5c5; font-weight: bold", "ok": "background-color: #c8f7c5"}
+        return (self.frame().style.hide(axis="index").map(lambda v: colours.get(v, ""), subset=["verdict"])
+                .set_properties(**{"text-align": "left"})
+                .set_table_styles([{"selector": "th", "props": [("text-align", "left")]}]))
+
     def affected_frame(self) -> pd.DataFrame:
         a = self.affected
         return pd.DataFrame([
@@ -70,8 +77,14 @@ class TriageResult:
             {"what": "customers", "count": a.get("customers", 0), "ids": ", ".join(a.get("customer_ids", [])[:20])},
             {"what": "auctions", "count": a.get("auctions", 0), "ids": ", ".join(a.get("auction_ids", [])[:20])}])
 
-    def plan_frame(self) -> pd.DataFrame:
-        return pd.DataFrame((self.plan or {}).get("items", [])[:200])
+    def plan_frame(self) -> Any:
+        """What a live run would act on (the dry run's plan, captioned), or why there is nothing."""
+        if self.plan is None:
+            return "(a live run: it acts on the plan of the last dry run — see step 20)"
+        if not self.plan["items"]:
+            return f"plan: nothing to do ({self.plan['description']})"
+        return (pd.DataFrame(self.plan["items"][:200]).style.hide(axis="index")
+                .set_caption(f"plan: {self.plan['description']}"))
 
     def chart(self) -> Any:
         from payops.incident.charts import triage_chart
