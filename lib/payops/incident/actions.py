@@ -47,7 +47,7 @@ class ActionResult:
             return f"would {self.description} (DRY RUN: nothing changed)"
         counts: dict[str, int] = {}
         for d in self.done:
-            counts[d["outcome"]] = counts.get(d["outcome"], 0) + 1
+            counts[d["outcome"]] = counts.get(d["outcome"], 0) + int(d.get("keys", 1))
         return f"{self.description}: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing to do")
 
     def as_dict(self) -> dict[str, Any]:

@@ -51,7 +51,7 @@ def markdown(rec: dict[str, Any]) -> str:
              f"- {affected.get('sessions', 0)} Checkout Session(s), {affected.get('customers', 0)} customer(s), "
              f"{affected.get('auctions', 0)} auction(s) affected (at the last triage, window "
              f"{(triage.get('window') or {}).get('from')} → {(triage.get('window') or {}).get('to')})"]
-    lines += [f"- {n['number']}: **{_md_escape(n['value'])}**" + (f" ({_md_escape(n['threshold'])})"
+    lines += [f"- {n['number']}: **{_md_escape(n['value'])}**" + (f" (threshold: {_md_escape(n['threshold'])})"
                                                                    if n.get("threshold") else "")
               for n in triage.get("numbers", []) if n.get("verdict") == "ALERT"]
     lines += ["", "## Timeline (UTC)", "", "| at | what |", "|---|---|"]

@@ -33,8 +33,11 @@ class Served:
 
 def start_s3() -> Served:
     """``moto`` in server mode on 127.0.0.1, a free port."""
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per S3 request in the demo's output
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
