@@ -141,7 +141,9 @@ class _Puller:
             return fn(self.client())
 
         page = with_backoff(once, attempts=8, on_retry=lambda *_: self.stats.add(retries=1))
-        return page.to_dict()  # type: ignore[no-any-return]
+        if hasattr(page, "to_dict"):
+            return page.to_dict()  # type: ignore[no-any-return]
+        return dict(page.data)  # a raw response (``client.raw_request``): the parsed JSON, no StripeObjects
 
     def pages(self, fn: Callable[[stripe.StripeClient, dict[str, Any]], Any],
               params: dict[str, Any]) -> list[dict[str, Any]]:
