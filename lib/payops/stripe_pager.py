@@ -186,11 +186,16 @@ def pull_window(client_factory: ClientFactory, list_call: ListCall, params: dict
     finally:
         if bar is not None:
             bar.close()
+    stats.seconds += time.monotonic() - t0
+    return in_window(results, lo, hi)
+
+
+def in_window(results: list[list[dict[str, Any]]], lo: int, hi: int) -> list[dict[str, Any]]:
+    """The objects of every slice's pages with ``lo <= created < hi``, once each (by id), newest first."""
     seen: dict[str, dict[str, Any]] = {}
     for pages in results:
         for page in pages:
             for obj in page["data"]:
                 if lo <= int(obj["created"]) < hi:
                     seen.setdefault(obj["id"], obj)
-    stats.seconds += time.monotonic() - t0
     return sorted(seen.values(), key=lambda o: (-int(o["created"]), o["id"]))

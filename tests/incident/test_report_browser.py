@@ -12,24 +12,11 @@ import pytest
 from incident_helpers import archive_of, cli, wait_deliveries
 
 pytestmark = [pytest.mark.e2e, pytest.mark.db, pytest.mark.slow]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture()
-def chromium(in_ci: bool) -> Path:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: `make browser` installs Debian's chromium"
-        if in_ci:
-            pytest.fail(message + " (CI=true: a missing browser is a failure)")
-        pytest.skip(message)
-    pytest.importorskip("playwright.sync_api")
-    return CHROMIUM
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_triage_report_renders_in_chromium(incident_env, chromium: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_triage_report_renders_in_chromium(incident_env, chromium: Path, chromium_args: list[str],  # type: ignore[no-untyped-def]
+                                           tmp_path: Path) -> None:
     from PIL import Image
     from playwright.sync_api import sync_playwright
 
@@ -42,7 +29,7 @@ def test_triage_report_renders_in_chromium(incident_env, chromium: Path, tmp_pat
     html = archive_of(res) / "10-triage.html"
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=str(chromium), args=chromium_args)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(html.as_uri(), wait_until="load")

@@ -8,14 +8,12 @@ import pytest
 import redis
 from incident_helpers import APPROVER, archive_of, cli, incident, numbers, result_of, wait_deliveries
 
-from conftest import REDIS_URL
-
 pytestmark = [pytest.mark.e2e, pytest.mark.db, pytest.mark.slow]
 OPERATOR = "aaaaaaaa-0000-4000-8000-000000000001"  # PAYOPS_OPERATOR_ID of payops_env
 
 
 def _keys(settings) -> dict[str, int]:  # type: ignore[no-untyped-def]
-    r = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    r = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     try:
         return {k: r.ttl(k) for k in r.scan_iter(match=settings.redis_key_prefix + "*")}
     finally:

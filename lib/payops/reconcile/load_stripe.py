@@ -55,6 +55,7 @@ from payops.stripe_pager import (  # the shared parallel pager (the checkout inc
     Slice,
     _Puller,
     describe_pull,
+    in_window,
     plan_slices,
 )
 
@@ -125,15 +126,10 @@ def pull_transfers(client_factory: ClientFactory, lo: int, hi: int, *, slices: i
             results = list(pool.map(one, plan))
     finally:
         bar.close()
-    seen: dict[str, dict[str, Any]] = {}
-    for pages in results:
-        for page in pages:
-            for obj in page["data"]:
-                if lo <= int(obj["created"]) < hi:
-                    seen.setdefault(obj["id"], obj)
-    stats.add(transfers=len(seen))
+    transfers = in_window(results, lo, hi)
+    stats.add(transfers=len(transfers))
     stats.seconds += time.monotonic() - t0
-    return sorted(seen.values(), key=lambda o: (-int(o["created"]), o["id"]))
+    return transfers
 
 
 def pull_recorded(client_factory: ClientFactory, ids: Iterable[str], *, threads: int = DEFAULT_THREADS,
