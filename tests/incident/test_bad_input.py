@@ -73,3 +73,26 @@ def test_durations() -> None:
         with pytest.raises(ValueError):
             duration_seconds(bad)
     assert validate_incident({"scenario": "receipts", "incident_id": "INC-2026-1207-01"}).dry_run is True
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_live_expiry_needs_an_operator_and_an_approval(payops_env, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from payops.config import get_settings
+    from payops.incident import store
+    from payops.incident.runbook import create_incident_run
+
+    run_id = create_incident_run(validate_incident({"scenario": "payment-window", "incident_id": "INC-OP-1"}))
+    with session_scope() as s:
+        row = store.open_or_get(s, "INC-OP-1", "payment-window", "a", None, run_id)
+        store.record_triage(row, {}, run_id=run_id, summary="x", level=1, plan={
+            "scenario": "payment-window", "description": "expire 1", "items": [{"kind": "expire"}], "run_id": run_id})
+    monkeypatch.delenv("PAYOPS_OPERATOR_ID")
+    get_settings(fresh=True)
+    res = cli("checkout", "--scenario", "payment-window", "--incident-id", "INC-OP-1", "--live")
+    assert res.exit_code == 2 and "PAYOPS_OPERATOR_ID" in res.output
+    monkeypatch.setenv("PAYOPS_OPERATOR_ID", "aaaaaaaa-0000-4000-8000-000000000001")
+    get_settings(fresh=True)
+    res = cli("checkout", "--scenario", "payment-window", "--incident-id", "INC-OP-1", "--live")
+    assert res.exit_code == 4 and "no approval of the dry run's plan" in res.output
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(RunbookRun)) == 1  # only the dry run's: nothing created

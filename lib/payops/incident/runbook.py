@@ -55,6 +55,9 @@ def preflight(params: IncidentParams, settings: Settings) -> dict[str, Any] | No
             raise ParamsInvalid(FieldProblem("--live", f"incident {params.incident_id} has no dry-run plan yet: run "
                                                        "the same command without --live first and read what it lists"))
         if params.scenario in APPROVED_SCENARIOS:
+            if not settings.operator_id:
+                raise ParamsInvalid(FieldProblem("PAYOPS_OPERATOR_ID", "a live payment-window expiry needs the "
+                                                 "operator's UUID, so the approval can be held to someone else"))
             problem = store.approval_problem(s, row, settings.operator_id)
             if problem:
                 raise ApprovalMissing(f"live run refused: {problem}")

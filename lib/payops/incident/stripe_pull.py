@@ -70,19 +70,22 @@ class StripeWindow:
         self.threads, self.max_rps, self.progress = threads, max_rps, progress
         self.stats = PullStats()
 
-    def sessions(self, lo: int, hi: int, *, status: str | None = None) -> list[dict[str, Any]]:
-        """Checkout Sessions created in ``[lo, hi)`` (one ``status`` only, if given), newest first."""
+    def sessions(self, lo: int, hi: int, *, status: str | None = None, sparse: bool = False) -> list[dict[str, Any]]:
+        """Checkout Sessions created in ``[lo, hi)`` (one ``status`` only, if given), newest first. ``sparse``: a
+        long window expected to hold few (open sessions days old): one slice per thread, not per two minutes."""
         params: dict[str, Any] = {"status": status} if status else {}
         return pull_window(self.factory, lambda c, p: c.raw_request("get", "/v1/checkout/sessions", **p), params,
-                           lo, hi, slices=_slices(lo, hi, self.threads), threads=self.threads, max_rps=self.max_rps,
-                           bar=_bar("checkout sessions", self.progress), stats=self.stats)
+                           lo, hi, slices=self.threads if sparse else _slices(lo, hi, self.threads),
+                           threads=self.threads, max_rps=self.max_rps, bar=_bar("checkout sessions", self.progress),
+                           stats=self.stats)
 
-    def events(self, lo: int, hi: int, types: Iterable[str] = EVENT_TYPES) -> list[dict[str, Any]]:
-        """Events of ``types`` created in ``[lo, hi)``, newest first."""
+    def events(self, lo: int, hi: int, types: Iterable[str] = EVENT_TYPES, *, sparse: bool = False
+               ) -> list[dict[str, Any]]:
+        """Events of ``types`` created in ``[lo, hi)``, newest first (``sparse``: see :meth:`sessions`)."""
         params = {"types": list(types)}
         return pull_window(self.factory, lambda c, p: c.raw_request("get", "/v1/events", **p), params, lo, hi,
-                           slices=_slices(lo, hi, self.threads), threads=self.threads, max_rps=self.max_rps,
-                           bar=_bar("stripe events", self.progress), stats=self.stats)
+                           slices=self.threads if sparse else _slices(lo, hi, self.threads), threads=self.threads,
+                           max_rps=self.max_rps, bar=_bar("stripe events", self.progress), stats=self.stats)
 
     def retrieve_sessions(self, ids: Iterable[str]) -> dict[str, dict[str, Any] | None]:
         """``GET /v1/checkout/sessions/{id}`` for each id (404 → None); other errors raise."""

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
+import stripe
 
 from payops.errors import ServiceUnreachable
 from payops.incident import escalation as esc
@@ -21,6 +22,7 @@ from payops.incident import store
 from payops.incident.params import SCENARIOS
 from payops.incident.scenarios import SCENARIOS as MEASURE
 from payops.incident.scenarios import Findings
+from payops.incident.services import unreachable
 
 
 @dataclass
@@ -109,6 +111,8 @@ def run(ctx: Any) -> TriageResult:
         found: Findings | None = MEASURE[params.scenario](ctx, lo, hi)
     except ServiceUnreachable as exc:
         found, result.error = None, str(exc)
+    except stripe.APIConnectionError as exc:  # retried by the pager already: Stripe does not answer
+        found, result.error = None, str(unreachable("Stripe", st.stripe_api_base, exc, "pulling the window"))
     if found is not None:
         result.firing, result.numbers, result.details = found.firing, found.numbers, found.details
         result.affected, result.series = found.affected.as_dict(), found.series

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import stripe
 from sqlalchemy import select
 
 from payops.checks.report import FAIL, PASS, CheckReport, error_line
@@ -47,7 +48,7 @@ def _success(ctx: Any, win: StripeWindow, lo: int, hi: int) -> tuple[bool, str, 
 def _pending(ctx: Any, win: StripeWindow, lo: int, hi: int) -> tuple[bool, str, dict[str, Any]]:
     hours, now = ctx.settings.incident_pending_hours, hi - 1
     cut = now - hours * 3600
-    overdue = m.pending_beyond(win.sessions(cut - 7 * 86400, cut + 1, status="open"), now, hours)
+    overdue = m.pending_beyond(win.sessions(cut - 7 * 86400, cut + 1, status="open", sparse=True), now, hours)
     ids = ", ".join(cs["id"] for cs in overdue[:5]) + (" …" if len(overdue) > 5 else "")
     return not overdue, (f"{len(overdue)} session(s) open beyond {hours} h" + (f": {ids}" if overdue else "")), {
         "pending": len(overdue)}
@@ -133,6 +134,9 @@ def run(ctx: Any) -> CheckReport:
             ok, detail, nums = check(ctx, win, lo, hi)
         except (ServiceUnreachable, ConfigError) as exc:
             ok, detail, nums = False, str(exc), {"error": error_line(exc)}
+        except stripe.StripeError as exc:  # Stripe (or the sandbox) refused or did not answer: this step fails
+            ok, detail, nums = False, f"Stripe at {ctx.settings.stripe_api_base}: {error_line(exc)}", {
+                "error": error_line(exc)}
         report.add(name, PASS if ok else FAIL, detail)
         numbers[name] = nums
     with ctx.session() as s:
