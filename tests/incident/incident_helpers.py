@@ -30,17 +30,14 @@ def archive_of(result: Result) -> Path:
     return Path(found[-1])
 
 
-def wait_deliveries(sandbox: Any, *, timeout: float = 20.0) -> list[dict[str, Any]]:
-    """Wait until the sandbox's webhook sender is idle (every event delivered or given up), return attempts."""
+def wait_deliveries(sandbox: Any, *, timeout: float = 30.0) -> list[dict[str, Any]]:
+    """Wait until the sandbox's webhook sender has nothing outstanding (every delivery done or given up), then
+    return the attempts."""
     deadline = time.monotonic() + timeout
-    seen, quiet_since = -1, time.monotonic()
     while time.monotonic() < deadline:
-        got = sandbox.control("GET", "webhooks/deliveries")["data"]
-        pending = sandbox.sandbox.webhooks.queue.qsize()
-        if len(got) != seen or pending:
-            seen, quiet_since = len(got), time.monotonic()
-        elif time.monotonic() - quiet_since > 0.4:
-            return list(got)
+        got = sandbox.control("GET", "webhooks/deliveries")
+        if got["outstanding"] == 0:
+            return list(got["data"])
         time.sleep(0.05)
     raise AssertionError("webhook deliveries did not settle")
 

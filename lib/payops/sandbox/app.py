@@ -37,7 +37,8 @@ Control plane (no auth, loopback clients only; JSON in, JSON out)::
     POST   /_sandbox/webhooks             {"url", "enabled_events": ["*"], "secret": "whsec_…"}
                                           (secret defaults to demo_data.WEBHOOK_SECRET)
     DELETE /_sandbox/webhooks             remove every endpoint
-    GET    /_sandbox/webhooks/deliveries  recent delivery attempts
+    GET    /_sandbox/webhooks/deliveries  recent delivery attempts; "outstanding": deliveries not yet done
+                                          or given up (queued, delayed or awaiting a retry)
     GET    /_sandbox/accounts             connected accounts
     POST   /_sandbox/accounts             {"id": "acct_…", "name", "email", "country",
                                           "default_currency", "charges_enabled", "payouts_enabled",

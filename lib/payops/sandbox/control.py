@@ -131,7 +131,7 @@ def control_routes(sb: Sandbox) -> list[Route]:
             return {"data": [{**state.objects[i], "secret": state.webhook_secrets[i]} for i in ids]}
 
     def deliveries(_r: Request, _b: dict[str, Any]) -> dict[str, Any]:
-        return {"data": list(sb.webhooks.deliveries)}
+        return {"data": list(sb.webhooks.deliveries), "outstanding": sb.webhooks.outstanding}
 
     def accounts(r: Request, b: dict[str, Any]) -> dict[str, Any]:
         with state.lock:

@@ -50,6 +50,8 @@ class WebhookDispatcher:
         self.timeout = timeout
         self.queue: queue.Queue[tuple[str, str, str, bytes, int] | None] = queue.Queue()
         self.deliveries: deque[dict[str, Any]] = deque(maxlen=1000)
+        self.outstanding = 0  # deliveries queued, delayed or waiting to be retried (not yet done or given up)
+        self._count = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -72,6 +74,7 @@ class WebhookDispatcher:
         payload = json.dumps(event, indent=2).encode()
         # the secret is looked up at send time (the endpoint may be deleted meanwhile)
         delay = self.faults.webhook_delay_seconds() if self.faults is not None else 0.0
+        self._settle(len(targets))
         for endpoint, _secret in targets:
             item = (event["id"], endpoint["id"], endpoint["url"], payload, 0)
             if delay > 0:
@@ -81,6 +84,10 @@ class WebhookDispatcher:
             else:
                 self.queue.put(item)
         self.state.dirty = True
+
+    def _settle(self, n: int) -> None:
+        with self._count:
+            self.outstanding += n
 
     def _run(self) -> None:
         with httpx.Client(timeout=self.timeout) as client:
@@ -95,6 +102,7 @@ class WebhookDispatcher:
         with self.state.lock:
             secret = self.state.webhook_secrets.get(we_id)
         if secret is None:
+            self._settle(-1)
             return  # endpoint deleted meanwhile
         record: dict[str, Any] = {"event": event_id, "endpoint": we_id, "url": url, "attempt": attempt + 1,
                                   "at": time.time()}
@@ -113,6 +121,7 @@ class WebhookDispatcher:
             ok = False
         self.deliveries.append(record)
         if ok:
+            self._settle(-1)
             with self.state.lock:
                 evt = self.state.objects.get(event_id)
                 if evt is not None and evt["pending_webhooks"] > 0:
@@ -125,4 +134,5 @@ class WebhookDispatcher:
             timer.daemon = True
             timer.start()
         else:
+            self._settle(-1)
             log.error("webhook %s to %s abandoned after %d attempts", event_id, url, attempt + 1)
