@@ -26,14 +26,13 @@ import httpx
 
 from payops import demo_data
 from payops.config import Settings
-from payops.incident.stripe_pull import StripeWindow
+from payops.incident.stripe_pull import THREADS, StripeWindow
 from payops.sandbox.checkout import add_session, build_session, session_id
 from payops.sandbox.testing import free_port, start_sandbox
 
 N = int(os.environ.get("PAYOPS_BENCH_SESSIONS", "100000"))
 LATENCY_MS = 150
 RATE = 25
-THREADS = 8
 WINDOW = 30 * 60
 SERIAL_MAX = 20_000
 OUT = Path(__file__).resolve().parent / "results" / "incident_pull.json"

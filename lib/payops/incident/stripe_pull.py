@@ -25,11 +25,12 @@ import stripe
 
 from payops.config import Settings
 from payops.stripe_api import make_client
-from payops.stripe_pager import DEFAULT_MAX_RPS, DEFAULT_THREADS, ClientFactory, PullStats, _Puller, pull_window
+from payops.stripe_pager import DEFAULT_MAX_RPS, ClientFactory, PullStats, _Puller, pull_window
 
 EVENT_TYPES = ("payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.created",
                "checkout.session.completed", "checkout.session.expired")
-SLICE_SECONDS = 120  # a slice per two minutes of window (at least THREADS slices): pages stay parallel
+SLICE_SECONDS = 60  # a slice per minute of window (at least THREADS slices): pages stay parallel
+THREADS = 16  # enough requests in flight to fill the rate limit over Stripe's latency; the pacer caps the rate
 
 
 def stripe_now(settings: Settings) -> datetime:
@@ -64,7 +65,7 @@ def _bar(desc: str, progress: bool) -> Any:
 class StripeWindow:
     """The Stripe side of one triage: sessions and events over ``[lo, hi)`` (unix seconds)."""
 
-    def __init__(self, settings: Settings, *, factory: ClientFactory | None = None, threads: int = DEFAULT_THREADS,
+    def __init__(self, settings: Settings, *, factory: ClientFactory | None = None, threads: int = THREADS,
                  max_rps: float | None = DEFAULT_MAX_RPS, progress: bool = True) -> None:
         self.factory = factory or client_factory(settings)
         self.threads, self.max_rps, self.progress = threads, max_rps, progress
