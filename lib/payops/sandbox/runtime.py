@@ -54,6 +54,7 @@ class Sandbox:
             apply_seed(self.state, seed)
         self.faults.clear()
         self.requests.clear()
+        self.webhooks.deliveries.clear()  # the old world's delivery log (what is in flight still settles)
 
     def reseed(self, seed: str | None = None) -> None:
         """Reload the Stripe objects from ``seed``; keep clock, faults, extra keys, webhook endpoints."""
