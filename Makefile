@@ -13,7 +13,7 @@ APT_CHROMIUM := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-instal
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install browser demo test test-nb lint bench sandbox clean
+.PHONY: help install browser demo incident-demo test test-nb lint bench sandbox clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ browser: ## Debian's chromium for the report's browser test (apt-get as root; ne
 
 demo: install ## run the manual payout SOP end to end offline (sandbox + SQLite + local Slack/SMTP)
 	$(PY) -m payops.demo
+
+incident-demo: install ## a checkout incident offline from alert to close (sandbox, receiver, moto S3, local Redis+RabbitMQ)
+	$(PY) -m payops.incident.demo
 
 test: install browser ## run every test (unit, database on SQLite and PostgreSQL, notebooks via nbval, e2e)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=25 $(PYTEST_ARGS)

@@ -120,6 +120,30 @@ def migrated_db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return db_url
 
 
+# --- a real browser (Debian's Chromium, `make browser`) ---------------------------------------------
+CHROMIUM = Path("/usr/bin/chromium")
+#: what a root, offline, headless Chromium needs (without the networking flags it keeps dialling out)
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture()
+def chromium(in_ci: bool) -> Path:
+    """Debian's Chromium for Playwright; a skip without it, a failure under CI=true."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: `make browser` installs Debian's chromium"
+        if in_ci:
+            pytest.fail(message + " (CI=true: a missing browser is a failure)")
+        pytest.skip(message)
+    pytest.importorskip("playwright.sync_api")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def chromium_args() -> list[str]:
+    return list(CHROMIUM_ARGS)
+
+
 # --- sandbox and sinks ---------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def stripe_sandbox():  # type: ignore[no-untyped-def]

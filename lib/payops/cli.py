@@ -56,6 +56,8 @@ FAMILIES: dict[str, Family] = {
                       "Payments monitoring: alert rules (PagerDuty, Slack, Jira, email), dashboards, metrics."),
     "credentials": Family("payops.monitor.cli", "credentials_app",
                           "The credential inventory watched for expiry: metadata and dates, never secrets."),
+    "incident": Family("payops.incident.cli", "app",
+                       "Checkout incidents: triage, act (dry run first), verify, close — archived runbooks."),
 }
 
 app = typer.Typer(help="Payments Ops runbooks and Finance reconciliation, as archived notebooks.",

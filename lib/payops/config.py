@@ -6,9 +6,11 @@ are not. Every variable here is listed in the README.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -151,6 +153,38 @@ class Settings(BaseSettings):
     ops_slack_webhook_url: SecretStr | None = Field(None, validation_alias=_env("PAYOPS_OPS_SLACK_WEBHOOK_URL"))
     ops_slack_channel: str = Field("#payments-ops", validation_alias=_env("PAYOPS_OPS_SLACK_CHANNEL"))
     monitor_email_to: str = Field("payments-ops@example.com", validation_alias=_env("PAYOPS_MONITOR_EMAIL_TO"))
+    # --- checkout incidents (payops incident …): the checkout systems and the runbook's thresholds ---
+    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=_env("PAYOPS_REDIS_URL"),
+                           description="Redis holding the payment-window keys (payment:window:{sessionId}).")
+    redis_key_prefix: str = Field("", validation_alias=_env("PAYOPS_REDIS_KEY_PREFIX"),
+                                  description="Namespace before payment:window:{sessionId} (e.g. 'prod:').")
+    amqp_url: str = Field("amqp://guest:guest@127.0.0.1:5672/%2F", validation_alias=_env("PAYOPS_AMQP_URL"),
+                          description="RabbitMQ broker of the checkout retry queue.")
+    queue_backend: Literal["rabbitmq", "sqs"] = Field("rabbitmq", validation_alias=_env("PAYOPS_QUEUE_BACKEND"))
+    retry_queue: str = Field("checkout.retry", validation_alias=_env("PAYOPS_RETRY_QUEUE"))
+    dead_letter_queue: str = Field("checkout.retry.dlq", validation_alias=_env("PAYOPS_DEAD_LETTER_QUEUE"))
+    s3_endpoint_url: str | None = Field(
+        None, validation_alias=_env("PAYOPS_S3_ENDPOINT_URL"),
+        description="S3-compatible endpoint of the receipts bucket (unset: AWS S3 itself).")
+    s3_bucket: str = Field("payops-receipts", validation_alias=_env("PAYOPS_S3_BUCKET"))
+    s3_receipts_prefix: str = Field("receipts/", validation_alias=_env("PAYOPS_S3_RECEIPTS_PREFIX"))
+    s3_region: str = Field("us-east-1", validation_alias=_env("PAYOPS_S3_REGION"))
+    s3_access_key_id: str | None = Field(None, validation_alias=_env("PAYOPS_S3_ACCESS_KEY_ID"))
+    s3_secret_access_key: SecretStr | None = Field(None, validation_alias=_env("PAYOPS_S3_SECRET_ACCESS_KEY"))
+    receipt_url_ttl_seconds: int = Field(7 * 86400, ge=60, le=7 * 86400,
+                                         validation_alias=_env("PAYOPS_RECEIPT_URL_TTL"))
+    service_timeout_seconds: float = Field(5.0, gt=0, validation_alias=_env("PAYOPS_SERVICE_TIMEOUT"))
+    incident_success_threshold: Decimal = Field(Decimal("97"), ge=0, le=100,
+                                                validation_alias=_env("PAYOPS_INCIDENT_SUCCESS_THRESHOLD"))
+    incident_success_window_minutes: int = Field(30, ge=1, validation_alias=_env("PAYOPS_INCIDENT_SUCCESS_WINDOW"))
+    incident_pending_hours: int = Field(24, ge=1, validation_alias=_env("PAYOPS_INCIDENT_PENDING_HOURS"))
+    incident_retry_depth: int = Field(200, ge=0, validation_alias=_env("PAYOPS_INCIDENT_RETRY_DEPTH"))
+    incident_retry_age_minutes: int = Field(30, ge=0, validation_alias=_env("PAYOPS_INCIDENT_RETRY_AGE"))
+    incident_retry_ok_depth: int = Field(10, ge=1, validation_alias=_env("PAYOPS_INCIDENT_RETRY_OK_DEPTH"))
+    incident_webhook_lag_seconds: int = Field(60, ge=1, validation_alias=_env("PAYOPS_INCIDENT_WEBHOOK_LAG"))
+    incident_severe_success: Decimal = Field(Decimal("90"), ge=0, le=100,
+                                             validation_alias=_env("PAYOPS_INCIDENT_SEVERE_SUCCESS"))
+    incident_escalate_customers: int = Field(25, ge=1, validation_alias=_env("PAYOPS_INCIDENT_ESCALATE_CUSTOMERS"))
 
     @model_validator(mode="after")
     def _absolute_paths(self) -> Settings:
@@ -182,6 +216,12 @@ class Settings(BaseSettings):
             val = getattr(self, name)
             if val is not None and val.get_secret_value():
                 out.append(val.get_secret_value())
+        if self.s3_secret_access_key is not None and self.s3_secret_access_key.get_secret_value():
+            out.append(self.s3_secret_access_key.get_secret_value())
+        for url in (self.redis_url, self.amqp_url):  # a password in a service URL is a secret too …
+            password = unquote(urlsplit(url).password or "")
+            if password and password != "guest":  # noqa: S105 — … but RabbitMQ's built-in guest (loopback-only) is not
+                out.append(password)
         return out
 
 

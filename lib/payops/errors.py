@@ -154,6 +154,13 @@ class AlertsOpen(PayopsError):
     exit_code = 20
 
 
+class ServiceUnreachable(PayopsError):
+    """A system a runbook reads or acts on (Redis, the message broker, the S3 bucket…) did not answer: the
+    message names it (URL without its password) and says what failed."""
+
+    exit_code = 16
+
+
 def exit_code_for(name: str) -> int:
     """The exit code of the error class called ``name`` (as papermill reports it), 1 if unknown."""
     cls = globals().get(name)

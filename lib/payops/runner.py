@@ -38,6 +38,9 @@ SOPS: dict[str, tuple[str, ...]] = {
     "pre_run_check": ("pre_run",),
     "post_run_check": ("post_run",),
     "monitoring": ("dashboards",),
+    "checkout_incident": ("10-triage", "20-act"),
+    "incident_verify": ("verify",),
+    "incident_close": ("summary",),
 }
 NOTEBOOK_DIRS: dict[str, Path] = {
     "manual_payout": RUNBOOKS_DIR / "manual_payout",
@@ -47,6 +50,9 @@ NOTEBOOK_DIRS: dict[str, Path] = {
     "pre_run_check": NOTEBOOKS_DIR / "checks" / "pre_run",
     "post_run_check": NOTEBOOKS_DIR / "checks" / "post_run",
     "monitoring": NOTEBOOKS_DIR / "monitoring",
+    "checkout_incident": RUNBOOKS_DIR / "checkout_incident",
+    "incident_verify": NOTEBOOKS_DIR / "incidents" / "verify",
+    "incident_close": NOTEBOOKS_DIR / "incidents" / "close",
 }
 # parameters a notebook takes besides its model's fields
 RUN_PARAMS: dict[str, Any] = {"run_id": None}

@@ -34,6 +34,7 @@ from IPython.core.inputtransformer2 import TransformerManager
 from payops import runner
 from payops.checks.params import GoLiveParams, PostRunParams, PreRunParams
 from payops.cycle.runbook import CycleParams
+from payops.incident.params import CloseParams, IncidentParams, VerifyParams
 from payops.monitor.dashboard_run import DashboardParams
 from payops.params import ManualPayoutParams
 from payops.reconcile.params import ReconParams
@@ -44,7 +45,9 @@ NOTEBOOK_DIRS = (ROOT / "runbooks", ROOT / "notebooks")
 SOP_MODELS: dict[str, type] = {"manual_payout": ManualPayoutParams, "reconciliation": ReconParams,
                                "payout_cycle": CycleParams, "go_live_check": GoLiveParams,
                                "pre_run_check": PreRunParams, "post_run_check": PostRunParams,
-                               "monitoring": DashboardParams}
+                               "monitoring": DashboardParams,
+                               "checkout_incident": IncidentParams, "incident_verify": VerifyParams,
+                               "incident_close": CloseParams}
 FORBIDDEN_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 SAFE_DEFAULTS: dict[str, Any] = {"dry_run": True, "run_id": None}
 

@@ -19,28 +19,13 @@ from payops import demo_data as dd
 from payops.cli import app
 
 pytestmark = [pytest.mark.e2e, pytest.mark.db, pytest.mark.slow]
-CHROMIUM = Path("/usr/bin/chromium")
-#: what a root, offline, headless Chromium needs (without the networking flags it keeps dialling out)
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 SECTIONS = ["Summary: counts and amounts per category and currency", "Expected vs paid per payout run",
             "Manual vs automated share", "Charts: breaks by category", "Break list", "Exports"]
 
 
-@pytest.fixture()
-def chromium(in_ci: bool) -> Path:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: `make browser` installs Debian's chromium"
-        if in_ci:
-            pytest.fail(message + " (CI=true: a missing browser is a failure)")
-        pytest.skip(message)
-    pytest.importorskip("playwright.sync_api")
-    return CHROMIUM
-
-
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_report_renders_in_chromium(payops_env, chromium: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_report_renders_in_chromium(payops_env, chromium: Path, chromium_args: list[str],  # type: ignore[no-untyped-def]
+                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from PIL import Image
     from playwright.sync_api import sync_playwright
 
@@ -52,7 +37,7 @@ def test_report_renders_in_chromium(payops_env, chromium: Path, tmp_path: Path, 
     assert html.is_file()
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=str(chromium), args=chromium_args)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(html.as_uri(), wait_until="load")

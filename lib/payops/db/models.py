@@ -165,6 +165,25 @@ class WebhookEvent(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     outcome: Mapped[str] = mapped_column(Text)  # what the receiver changed ("2 ledger payouts → paid")
     payload_sha256: Mapped[str] = mapped_column(String(64))
+    # "webhook" (a signed delivery) or "replay" (fetched from Stripe by id after a refused delivery) (0007)
+    delivery: Mapped[str] = mapped_column(String(16), default="webhook", server_default="webhook")
+
+
+class WebhookFailure(Base):
+    """A delivery the receiver refused before reading it (bad signature, not an event, wrong mode) (0007).
+    ``event_id`` / ``event_type`` are what the unverified payload claims: a lead for a replay, never applied."""
+
+    __tablename__ = "webhook_failures"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # signature · payload · mode
+    reason: Mapped[str] = mapped_column(Text)
+    event_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    event_type: Mapped[str | None] = mapped_column(String(64))
+    account: Mapped[str | None] = mapped_column(String(64))
+    payload_sha256: Mapped[str] = mapped_column(String(64))
+    replayed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    replay_outcome: Mapped[str | None] = mapped_column(Text)
 
 
 class ScheduledExecution(Base):
@@ -357,6 +376,30 @@ class Credential(Base):
     notes: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Incident(Base):
+    """A checkout incident (``payops incident``): one scenario, its numbers at triage and at verification, the
+    plan of its last dry run, the actions taken and its timeline. Open until the verification passes (0007)."""
+
+    __tablename__ = "incidents"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # INC-…
+    scenario: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # open · verified · closed
+    alert: Mapped[str] = mapped_column(Text)
+    operator: Mapped[str | None] = mapped_column(String(64))
+    escalation_level: Mapped[int | None] = mapped_column(Integer)
+    triage_json: Mapped[str | None] = mapped_column(Text)  # the numbers at triage (latest)
+    verification_json: Mapped[str | None] = mapped_column(Text)  # the numbers and steps at verification (latest)
+    plan_json: Mapped[str | None] = mapped_column(Text)  # what the last dry run listed for the live action
+    plan_sha256: Mapped[str | None] = mapped_column(String(64))
+    actions_json: Mapped[str] = mapped_column(Text, default="[]")
+    timeline_json: Mapped[str] = mapped_column(Text, default="[]")
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    close_run_id: Mapped[str | None] = mapped_column(UUID)
 
 
 class Alert(Base):

@@ -30,14 +30,11 @@ that period is removed (``rm -r var/recon-cache/<period>``).
 
 from __future__ import annotations
 
-import itertools
 import json
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
@@ -48,89 +45,29 @@ import stripe
 from tqdm import tqdm  # plain text bars: no widget warnings in executed notebooks
 
 from payops.reconcile.schema import PAYOUT_LINK_COLUMNS, TRANSFER_COLUMNS, ReconConfig, currency_problem
-from payops.stripe_api import with_backoff
+from payops.stripe_pager import (  # the shared parallel pager (the checkout incident triage pulls with it too)
+    DEFAULT_MAX_RPS,
+    DEFAULT_THREADS,
+    PAGE_LIMIT,
+    ClientFactory,
+    Pacer,
+    PullStats,
+    Slice,
+    _Puller,
+    describe_pull,
+    in_window,
+    plan_slices,
+)
 
-ClientFactory = Callable[[], stripe.StripeClient]
-PAGE_LIMIT = 100
-DEFAULT_THREADS = 8
-DEFAULT_MAX_RPS = 25.0  # Stripe's test-mode limit; live mode allows 100
+__all__ = ["BAR_DELAY", "BAR_INTERVAL_NOTEBOOK", "CSV_PAYOUT_COLUMNS", "DEFAULT_MAX_RPS", "DEFAULT_THREADS",
+           "PAGE_LIMIT", "ClientFactory", "Pacer", "PullStats", "Slice", "describe_pull", "load_stripe",
+           "load_stripe_csv", "plan_slices", "pull_payout_links", "pull_recorded", "pull_transfers",
+           "recorded_transfer_ids", "window"]
 MANUAL_SOURCE = "payops-manual-fallback"
 FINAL_PAYOUT = frozenset({"paid", "failed", "canceled"})
 PAYOUT_LOOKAHEAD = timedelta(days=7)
 BAR_DELAY = 2.0
 BAR_INTERVAL_NOTEBOOK = 10.0
-
-
-@dataclass(frozen=True)
-class Slice:
-    """A half-open window of ``created`` (unix seconds): ``lo <= created < hi``."""
-
-    lo: int
-    hi: int
-
-    @property
-    def name(self) -> str:
-        fmt = "%Y%m%dT%H%M%S"
-        return f"{datetime.fromtimestamp(self.lo, UTC):{fmt}}_{datetime.fromtimestamp(self.hi, UTC):{fmt}}"
-
-
-def plan_slices(lo: int, hi: int, n: int) -> list[Slice]:
-    """``n`` contiguous half-open slices covering ``[lo, hi)`` exactly (no gap, no overlap)."""
-    if hi <= lo:
-        return []
-    n = max(1, min(n, hi - lo))
-    edges = [lo + (hi - lo) * i // n for i in range(n + 1)]
-    return [Slice(a, b) for a, b in itertools.pairwise(edges) if b > a]
-
-
-class Pacer:
-    """A thread-safe token bucket: at most ``rate`` calls per second (burst ``burst``)."""
-
-    def __init__(self, rate: float | None, burst: float = 1.0) -> None:
-        self.rate = rate if rate and rate > 0 else None
-        self.burst = max(1.0, burst)
-        self._tokens = self.burst
-        self._last = time.monotonic()
-        self._lock = threading.Lock()
-
-    def wait(self) -> None:
-        if self.rate is None:
-            return
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-                self._last = now
-                if self._tokens >= 1.0:
-                    self._tokens -= 1.0
-                    return
-                sleep = (1.0 - self._tokens) / self.rate
-            time.sleep(sleep)
-
-
-@dataclass
-class PullStats:
-    """What a pull did: requests sent (incl. retries), retries, slices from cache vs pulled, timing."""
-
-    requests: int = 0
-    retries: int = 0
-    slices_cached: int = 0
-    slices_pulled: int = 0
-    transfers: int = 0
-    payouts: int = 0
-    links: int = 0
-    recorded_found: int = 0  # transfers the ledger records, outside the window, retrieved by id
-    recorded_not_found: int = 0  # ... that Stripe does not have (404)
-    seconds: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, **counts: int) -> None:
-        with self._lock:
-            for k, v in counts.items():
-                setattr(self, k, getattr(self, k) + v)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
 
 
 def _bar(desc: str, progress: bool) -> Any:
@@ -142,61 +79,6 @@ def _bar(desc: str, progress: bool) -> Any:
     return tqdm(desc=desc, unit="obj", disable=not progress, leave=True, file=sys.stdout, delay=BAR_DELAY,
                 mininterval=1.0 if tty else BAR_INTERVAL_NOTEBOOK)
 
-
-def describe_pull(stats: dict[str, Any]) -> str:
-    """A :class:`PullStats` (``as_dict``) in words, for the report."""
-    recorded = stats.get("recorded_found", 0) + stats.get("recorded_not_found", 0)
-    parts = [f"{stats.get('requests', 0):,} request(s), {stats.get('retries', 0):,} retried, "
-             f"{stats.get('seconds', 0.0):.1f} s",
-             f"{stats.get('slices_pulled', 0)} time slice(s) pulled, {stats.get('slices_cached', 0)} from cache",
-             f"{stats.get('transfers', 0):,} transfer(s) in the window",
-             f"{stats.get('payouts', 0):,} payout(s), {stats.get('links', 0):,} link(s)"]
-    if recorded:
-        parts.insert(3, f"{stats.get('recorded_found', 0)} of {recorded} recorded by the ledger outside it found "
-                        "by id")
-    return " · ".join(parts)
-
-
-class _Puller:
-    """Shared machinery of one pull: per-thread clients, pacing, backoff, stats, progress."""
-
-    def __init__(self, client_factory: ClientFactory, max_rps: float | None, stats: PullStats,
-                 bar: Any | None) -> None:
-        self.factory = client_factory
-        self.pacer = Pacer(max_rps, burst=min(5.0, max_rps or 1.0))
-        self.stats = stats
-        self.bar = bar
-        self._local = threading.local()
-
-    def client(self) -> stripe.StripeClient:
-        c = getattr(self._local, "client", None)
-        if c is None:
-            c = self._local.client = self.factory()
-        return c
-
-    def call(self, fn: Callable[[stripe.StripeClient], Any]) -> dict[str, Any]:
-        def once() -> Any:
-            self.pacer.wait()
-            self.stats.add(requests=1)
-            return fn(self.client())
-
-        page = with_backoff(once, attempts=8, on_retry=lambda *_: self.stats.add(retries=1))
-        return page.to_dict()  # type: ignore[no-any-return]
-
-    def pages(self, fn: Callable[[stripe.StripeClient, dict[str, Any]], Any],
-              params: dict[str, Any]) -> list[dict[str, Any]]:
-        """Every page of one list, following ``starting_after``."""
-        out: list[dict[str, Any]] = []
-        cursor: str | None = None
-        while True:
-            p = {**params, "limit": PAGE_LIMIT, **({"starting_after": cursor} if cursor else {})}
-            page = self.call(lambda c, p=p: fn(c, p))
-            out.append(page)
-            if self.bar is not None:
-                self.bar.update(len(page["data"]))
-            if not page.get("has_more") or not page["data"]:
-                return out
-            cursor = page["data"][-1]["id"]
 
 
 # --- transfers ------------------------------------------------------------------------------------
@@ -244,15 +126,10 @@ def pull_transfers(client_factory: ClientFactory, lo: int, hi: int, *, slices: i
             results = list(pool.map(one, plan))
     finally:
         bar.close()
-    seen: dict[str, dict[str, Any]] = {}
-    for pages in results:
-        for page in pages:
-            for obj in page["data"]:
-                if lo <= int(obj["created"]) < hi:
-                    seen.setdefault(obj["id"], obj)
-    stats.add(transfers=len(seen))
+    transfers = in_window(results, lo, hi)
+    stats.add(transfers=len(transfers))
     stats.seconds += time.monotonic() - t0
-    return sorted(seen.values(), key=lambda o: (-int(o["created"]), o["id"]))
+    return transfers
 
 
 def pull_recorded(client_factory: ClientFactory, ids: Iterable[str], *, threads: int = DEFAULT_THREADS,

@@ -13,6 +13,8 @@ Stripe API (form-encoded bodies, JSON answers, ``Authorization: Bearer sk_test_�
     GET           /v1/charges[/{id}]                                                 (charges.py)
     GET           /v1/disputes[/{id}]           POST     /v1/disputes/{id}/close     (disputes.py)
     POST/GET      /v1/payouts                   GET      /v1/payouts/{id}   POST /v1/payouts/{id}/cancel
+    POST/GET      /v1/checkout/sessions         GET      /v1/checkout/sessions/{id}  (checkout.py)
+    POST          /v1/checkout/sessions/{id}/expire
     GET           /v1/events[/{id}]
     POST/GET      /v1/webhook_endpoints         GET/POST/DELETE /v1/webhook_endpoints/{id}
 
@@ -35,7 +37,8 @@ Control plane (no auth, loopback clients only; JSON in, JSON out)::
     POST   /_sandbox/webhooks             {"url", "enabled_events": ["*"], "secret": "whsec_…"}
                                           (secret defaults to demo_data.WEBHOOK_SECRET)
     DELETE /_sandbox/webhooks             remove every endpoint
-    GET    /_sandbox/webhooks/deliveries  recent delivery attempts
+    GET    /_sandbox/webhooks/deliveries  recent delivery attempts; "outstanding": deliveries not yet done
+                                          or given up (queued, delayed or awaiting a retry)
     GET    /_sandbox/accounts             connected accounts
     POST   /_sandbox/accounts             {"id": "acct_…", "name", "email", "country",
                                           "default_currency", "charges_enabled", "payouts_enabled",
@@ -50,6 +53,10 @@ Control plane (no auth, loopback clients only; JSON in, JSON out)::
                                           closes it (charge.dispute.closed) — see disputes.py
     POST   /_sandbox/fund                 {"amount": 100000, "currency": "cad", "account"?, "pending"?}
     GET    /_sandbox/requests[/{req_id}]  the last 1,000 API requests (request_log_url points here)
+    POST   /_sandbox/checkout/pay         {"session": "cs_…", "payment_method": "pm_card_visa"} — the
+                                          customer pays on the hosted page (see checkout.py)
+    POST   /_sandbox/checkout/sessions    {"sessions": [{"created", "amount", "currency", "status", …}]}
+                                          books sessions made in the past (history)
 
 Every event (transfer.*, payout.*, account.updated, payment_intent.*, charge.*, charge.dispute.*)
 is delivered to the webhook endpoints subscribed to it, signed like Stripe (see webhooks.py), so
@@ -70,7 +77,6 @@ import hashlib
 import json
 import logging
 import re
-import secrets
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -80,10 +86,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from payops.sandbox import accounts, charges, connect, disputes, events, payments, payouts, transfers
+from payops.sandbox import accounts, charges, checkout, connect, disputes, events, payments, payouts, transfers
 from payops.sandbox.api_errors import StripeAPIError
 from payops.sandbox.auth import authenticate, authorize, redact
-from payops.sandbox.context import Ctx
+from payops.sandbox.context import Ctx, new_request_id
 from payops.sandbox.control import control_routes
 from payops.sandbox.forms import Params, canonical, decode_form
 from payops.sandbox.runtime import Sandbox
@@ -127,6 +133,10 @@ ROUTES: list[tuple[str, str, Handler, str, str]] = [
     ("GET", r"/v1/payouts", payouts.list_payouts, "payouts", "read"),
     ("GET", r"/v1/payouts/([^/]+)", payouts.retrieve_payout, "payouts", "read"),
     ("POST", r"/v1/payouts/([^/]+)/cancel", payouts.cancel_payout, "payouts", "write"),
+    ("POST", r"/v1/checkout/sessions", checkout.create_session, "checkout_sessions", "write"),
+    ("GET", r"/v1/checkout/sessions", checkout.list_sessions, "checkout_sessions", "read"),
+    ("GET", r"/v1/checkout/sessions/([^/]+)", checkout.retrieve_session, "checkout_sessions", "read"),
+    ("POST", r"/v1/checkout/sessions/([^/]+)/expire", checkout.expire_endpoint, "checkout_sessions", "write"),
     ("GET", r"/v1/events", events.list_events, "events", "read"),
     ("GET", r"/v1/events/([^/]+)", events.retrieve_event, "events", "read"),
     ("POST", r"/v1/webhook_endpoints", events.create_endpoint, "webhook_endpoints", "write"),
@@ -147,10 +157,6 @@ def _match(method: str, path: str) -> tuple[Handler, str, str, tuple[str, ...]]:
             return handler, resource, access, found.groups()
     raise StripeAPIError(404, f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs "
                          "or we can help at https://support.stripe.com/.")
-
-
-def new_request_id() -> str:
-    return "req_" + secrets.token_urlsafe(11).replace("-", "x").replace("_", "y")[:14]
 
 
 class _Claim:

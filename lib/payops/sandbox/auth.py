@@ -2,7 +2,7 @@
 
 Restricted key permissions are ``{resource: "read" | "write"}`` (write implies read) using the
 sandbox's resource names: transfers, balance, balance_transactions, payouts, accounts, events,
-webhook_endpoints, payment_intents, charges, disputes. A missing permission answers 403 in Stripe's
+webhook_endpoints, payment_intents, charges, disputes, checkout_sessions. A missing permission answers 403 in Stripe's
 words, naming the ``rak_…`` permission that would allow the request.
 """
 
@@ -19,7 +19,7 @@ RAK_NAMES = {
     "transfers": "transfer", "balance": "balance", "balance_transactions": "balance_transaction_source",
     "payouts": "payout", "accounts": "connected_account", "events": "event",
     "webhook_endpoints": "webhook", "payment_intents": "payment_intent", "charges": "charge",
-    "disputes": "dispute",
+    "disputes": "dispute", "checkout_sessions": "checkout_session",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from payops.sandbox.faults import Faults
+
+
+def new_request_id() -> str:
+    """A ``Request-Id`` the way Stripe spells them (``req_`` + 14 characters)."""
+    return "req_" + secrets.token_urlsafe(11).replace("-", "x").replace("_", "y")[:14]
 
 
 @dataclass

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from payops import demo_data
+from payops.sandbox import checkout as checkout_mod
 from payops.sandbox import disputes as dispute_mod
 from payops.sandbox.accounts import MODIFIABLE, add_account, build_account, modify_account
 from payops.sandbox.api_errors import StripeAPIError
@@ -130,7 +131,7 @@ def control_routes(sb: Sandbox) -> list[Route]:
             return {"data": [{**state.objects[i], "secret": state.webhook_secrets[i]} for i in ids]}
 
     def deliveries(_r: Request, _b: dict[str, Any]) -> dict[str, Any]:
-        return {"data": list(sb.webhooks.deliveries)}
+        return {"data": list(sb.webhooks.deliveries), "outstanding": sb.webhooks.outstanding}
 
     def accounts(r: Request, b: dict[str, Any]) -> dict[str, Any]:
         with state.lock:
@@ -179,6 +180,22 @@ def control_routes(sb: Sandbox) -> list[Route]:
         with state.lock:
             return dispute_mod.control(state, b)
 
+    def checkout_pay(_r: Request, b: dict[str, Any]) -> dict[str, Any]:
+        from payops.sandbox.context import Ctx, new_request_id
+
+        if not b.get("session") or not b.get("payment_method"):
+            raise ControlError(400, "give the session (cs_…) and the payment_method (a Stripe test card)")
+        with state.lock:
+            ctx = Ctx(request_id=new_request_id(), faults=sb.faults)
+            return checkout_mod.pay(state, ctx, str(b["session"]), str(b["payment_method"]))
+
+    def checkout_history(_r: Request, b: dict[str, Any]) -> dict[str, Any]:
+        rows = b.get("sessions")
+        if not isinstance(rows, list):
+            raise ControlError(400, "sessions must be a list of {created, amount, currency, status, …}")
+        with state.lock:
+            return {"data": checkout_mod.book_history(state, rows)}
+
     def requests_log(r: Request, _b: dict[str, Any]) -> dict[str, Any]:
         rid = r.path_params.get("rid")
         if rid:
@@ -203,6 +220,8 @@ def control_routes(sb: Sandbox) -> list[Route]:
         ("/_sandbox/accounts", accounts, ["GET", "POST"]),
         ("/_sandbox/fund", fund, ["POST"]),
         ("/_sandbox/disputes", disputes, ["POST"]),
+        ("/_sandbox/checkout/pay", checkout_pay, ["POST"]),
+        ("/_sandbox/checkout/sessions", checkout_history, ["POST"]),
         ("/_sandbox/requests", requests_log, ["GET"]),
         ("/_sandbox/requests/{rid}", requests_log, ["GET"]),
     ]

@@ -24,7 +24,7 @@ EVENT_TYPES = ("transfer.created", "transfer.reversed", "payout.created", "payou
                "payment_intent.created", "payment_intent.succeeded", "payment_intent.payment_failed",
                "payment_intent.canceled", "charge.succeeded", "charge.failed",
                "charge.dispute.created", "charge.dispute.funds_withdrawn", "charge.dispute.closed",
-               "charge.dispute.funds_reinstated")
+               "charge.dispute.funds_reinstated", "checkout.session.completed", "checkout.session.expired")
 
 
 def _type_matcher(pattern: str) -> Any:

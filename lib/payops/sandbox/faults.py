@@ -12,7 +12,12 @@ The JSON shape (every key optional on POST)::
       "lost_response": {"POST /v1/transfers": 1},  # the next N matching writes commit, then the
                                                 # connection is dropped before the reply
       "payout_failure": [{"account": "acct_…", "failure_code": "account_closed", "count": 1}],
-      "payout_delay_seconds": 3                 # pending → in_transit (half) → paid (full)
+      "payout_delay_seconds": 3,                # pending → in_transit (half) → paid (full)
+      "checkout_failure_rate": 0.0,             # share of Checkout payments declined (seeded RNG) …
+      "checkout_failure_card": "pm_card_chargeDeclined",  # … as if paid with this declining test card
+      "checkout_expiry_paused": false,          # open Checkout Sessions stay open past expires_at
+      "webhook_delay_ms": 0,                    # each webhook delivery waits this long before its first attempt
+      "webhook_bad_signature_rate": 0.0         # share of delivery attempts signed with a wrong secret (seeded)
     }
 
 Patterns are ``"METHOD /path"`` with shell wildcards (``"POST /v1/transfers/*/reversals"``,
@@ -42,6 +47,11 @@ class FaultConfig:
     lost_response: dict[str, int] = field(default_factory=dict)
     payout_failure: list[dict[str, Any]] = field(default_factory=list)
     payout_delay_seconds: float = 3.0
+    checkout_failure_rate: float = 0.0
+    checkout_failure_card: str = "pm_card_chargeDeclined"
+    checkout_expiry_paused: bool = False
+    webhook_delay_ms: float = 0.0
+    webhook_bad_signature_rate: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,9 +66,17 @@ def parse_spec(spec: str) -> tuple[str, int]:
 
 
 def _validate(cfg: FaultConfig) -> None:
-    if not 0.0 <= cfg.error_rate <= 1.0:
-        raise ValueError("error_rate must be between 0 and 1")
-    for name in ("latency_ms", "jitter_ms", "rate_limit", "payout_delay_seconds"):
+    from payops.sandbox.charges import CARDS, DECLINES
+
+    for name in ("error_rate", "checkout_failure_rate", "webhook_bad_signature_rate"):
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            raise ValueError(f"{name} must be between 0 and 1")
+    card = CARDS.get(cfg.checkout_failure_card)
+    if card is None or card[1] not in DECLINES:
+        raise ValueError(f"checkout_failure_card must be one of Stripe's declining test cards "
+                         f"({', '.join(k for k, v in CARDS.items() if v[1] in DECLINES)}), "
+                         f"got {cfg.checkout_failure_card!r}")
+    for name in ("latency_ms", "jitter_ms", "rate_limit", "payout_delay_seconds", "webhook_delay_ms"):
         if getattr(cfg, name) < 0:
             raise ValueError(f"{name} must be >= 0")
     for name in ("fail_next", "lost_response"):
@@ -111,6 +129,12 @@ class Faults:
                 elif name == "error_seed":
                     cfg.error_seed = int(value)
                     self.rng = random.Random(cfg.error_seed)
+                elif name == "checkout_expiry_paused":
+                    if not isinstance(value, bool):
+                        raise ValueError(f"checkout_expiry_paused must be true or false, got {value!r}")
+                    cfg.checkout_expiry_paused = value
+                elif name == "checkout_failure_card":
+                    cfg.checkout_failure_card = str(value)
                 else:
                     setattr(cfg, name, float(value))
             _validate(cfg)
@@ -170,6 +194,22 @@ class Faults:
     def take_lost_response(self, method: str, path: str) -> bool:
         with self.lock:
             return self._take(self.current.lost_response, method, path)
+
+    def take_checkout_failure(self) -> str | None:
+        """The declining card to pay with instead, for this share of Checkout payments (else None)."""
+        with self.lock:
+            rate = self.current.checkout_failure_rate
+            return self.current.checkout_failure_card if rate > 0 and self.rng.random() < rate else None
+
+    def webhook_delay_seconds(self) -> float:
+        with self.lock:
+            return self.current.webhook_delay_ms / 1000
+
+    def take_bad_signature(self) -> bool:
+        """Whether this webhook delivery attempt is signed with a wrong secret."""
+        with self.lock:
+            rate = self.current.webhook_bad_signature_rate
+            return rate > 0 and self.rng.random() < rate
 
     def take_payout_failure(self, account: str) -> dict[str, Any] | None:
         with self.lock:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from payops.sandbox.auth import redact
+from payops.sandbox.checkout import expire_due
 from payops.sandbox.faults import FaultConfig, Faults
 from payops.sandbox.seeds import apply_seed
 from payops.sandbox.state import SandboxState
@@ -39,8 +40,10 @@ class Sandbox:
             self.state = SandboxState()
             with self.state.lock:
                 apply_seed(self.state, seed)
-        self.webhooks = WebhookDispatcher(self.state)
+        self.webhooks = WebhookDispatcher(self.state, faults=self.faults)
         self.state.on_event = self.webhooks.enqueue
+        self.state.expiry_paused = lambda: self.faults.current.checkout_expiry_paused
+        self.state.expire_sessions = expire_due
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -53,6 +56,7 @@ class Sandbox:
             apply_seed(self.state, seed)
         self.faults.clear()
         self.requests.clear()
+        self.webhooks.deliveries.clear()  # the old world's delivery log (what is in flight still settles)
 
     def reseed(self, seed: str | None = None) -> None:
         """Reload the Stripe objects from ``seed``; keep clock, faults, extra keys, webhook endpoints."""

@@ -62,6 +62,9 @@ class SandboxState:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.on_event: Callable[[dict[str, Any]], None] | None = None
+        self.expiry_paused: Callable[[], bool] = lambda: False  # the runtime wires the fault knob in
+        # expires the due Checkout Sessions; the runtime wires in ``checkout.expire_due`` (checkout uses state)
+        self.expire_sessions: Callable[[SandboxState], int] | None = None
         self.dirty = False
         self.clear()
 
@@ -84,6 +87,8 @@ class SandboxState:
             self.payout_txns: dict[str, list[str]] = {}  # po → txns it settled
             self.webhook_secrets: dict[str, str] = {}
             self.payout_plans: dict[str, dict[str, Any]] = {}  # po → {"fail": {...}} decided at creation
+            self.expiries: list[tuple[int, str]] = []  # (expires_at, cs_…) of open Checkout Sessions (heap)
+            self.checkout_extra: dict[str, dict[str, Any]] = {}  # cs → {"payment_intent_data": {...}}
             self.dirty = True
 
     # --- clock ---------------------------------------------------------------------------------
@@ -206,10 +211,15 @@ class SandboxState:
         self.dirty = True
 
     def tick(self) -> int:
-        """Apply every scheduled transition that is due on the sandbox clock."""
-        if not self.schedule:
-            return 0
+        """Apply every scheduled transition that is due on the sandbox clock, and expire the Checkout
+        Sessions whose ``expires_at`` has passed (unless the ``checkout_expiry_paused`` fault holds them)."""
         done = 0
+        if (self.expire_sessions is not None and self.expiries and self.expiries[0][0] <= self.now()
+                and not self.expiry_paused()):
+            with self.lock:
+                done += self.expire_sessions(self)
+        if not self.schedule:
+            return done
         with self.lock:
             now = self.now()
             while self.schedule and self.schedule[0][0] <= now:
@@ -234,7 +244,7 @@ class SandboxState:
                 "balances": self.balances, "keys": self.keys, "idempotency": self.idempotency,
                 "schedule": [list(item) for item in self.schedule], "unswept": self.unswept,
                 "payout_txns": self.payout_txns, "webhook_secrets": self.webhook_secrets,
-                "payout_plans": self.payout_plans,
+                "payout_plans": self.payout_plans, "checkout_extra": self.checkout_extra,
             }
 
     def load_json(self, doc: dict[str, Any]) -> None:
@@ -255,6 +265,10 @@ class SandboxState:
             self.payout_txns = doc["payout_txns"]
             self.webhook_secrets = doc["webhook_secrets"]
             self.payout_plans = doc["payout_plans"]
+            self.checkout_extra = doc.get("checkout_extra", {})
+            self.expiries = [(int(o["expires_at"]), o["id"]) for o in self.objects.values()
+                             if o.get("object") == "checkout.session" and o["status"] == "open"]
+            heapq.heapify(self.expiries)
             self.dirty = False
 
     def save(self, path: Path) -> None:

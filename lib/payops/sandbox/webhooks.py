@@ -7,6 +7,9 @@ time (not the sandbox clock) because the SDK checks it against the local clock (
 :class:`WebhookDispatcher` queues one delivery per (event, endpoint) and posts from one daemon
 thread, retrying failures ``RETRY_DELAYS`` times; every attempt is kept in ``deliveries`` (shown at
 ``GET /_sandbox/webhooks/deliveries``). A delivered event's ``pending_webhooks`` is decremented.
+With the faults (:mod:`payops.sandbox.faults`) a delivery first waits ``webhook_delay_ms``, and a share
+``webhook_bad_signature_rate`` of attempts is signed with a wrong secret (the receiver must refuse them;
+the attempt is kept with ``"bad_signature": true``).
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from typing import Any
 import httpx
 
 from payops.sandbox.events import endpoints_for
+from payops.sandbox.faults import Faults
 from payops.sandbox.state import SandboxState
 
 log = logging.getLogger(__name__)
 RETRY_DELAYS = (0.5, 1.0, 2.0)
+WRONG_SECRET = "whsec_" + "0" * 32  # what a bad-signature fault signs with
 
 
 def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
@@ -39,11 +44,14 @@ def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
 class WebhookDispatcher:
     """Posts events to webhook endpoints from a background thread."""
 
-    def __init__(self, state: SandboxState, *, timeout: float = 5.0) -> None:
+    def __init__(self, state: SandboxState, *, timeout: float = 5.0, faults: Faults | None = None) -> None:
         self.state = state
+        self.faults = faults
         self.timeout = timeout
         self.queue: queue.Queue[tuple[str, str, str, bytes, int] | None] = queue.Queue()
         self.deliveries: deque[dict[str, Any]] = deque(maxlen=1000)
+        self.outstanding = 0  # deliveries queued, delayed or waiting to be retried (not yet done or given up)
+        self._count = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -65,9 +73,21 @@ class WebhookDispatcher:
         event["pending_webhooks"] = len(targets)
         payload = json.dumps(event, indent=2).encode()
         # the secret is looked up at send time (the endpoint may be deleted meanwhile)
+        delay = self.faults.webhook_delay_seconds() if self.faults is not None else 0.0
+        self._settle(len(targets))
         for endpoint, _secret in targets:
-            self.queue.put((event["id"], endpoint["id"], endpoint["url"], payload, 0))
+            item = (event["id"], endpoint["id"], endpoint["url"], payload, 0)
+            if delay > 0:
+                timer = threading.Timer(delay, self.queue.put, args=(item,))
+                timer.daemon = True
+                timer.start()
+            else:
+                self.queue.put(item)
         self.state.dirty = True
+
+    def _settle(self, n: int) -> None:
+        with self._count:
+            self.outstanding += n
 
     def _run(self) -> None:
         with httpx.Client(timeout=self.timeout) as client:
@@ -82,9 +102,13 @@ class WebhookDispatcher:
         with self.state.lock:
             secret = self.state.webhook_secrets.get(we_id)
         if secret is None:
+            self._settle(-1)
             return  # endpoint deleted meanwhile
         record: dict[str, Any] = {"event": event_id, "endpoint": we_id, "url": url, "attempt": attempt + 1,
                                   "at": time.time()}
+        if self.faults is not None and self.faults.take_bad_signature():
+            secret = WRONG_SECRET
+            record["bad_signature"] = True
         try:
             resp = client.post(url, content=payload, headers={
                 "Content-Type": "application/json; charset=utf-8", "Stripe-Signature": sign(payload, secret),
@@ -97,6 +121,7 @@ class WebhookDispatcher:
             ok = False
         self.deliveries.append(record)
         if ok:
+            self._settle(-1)
             with self.state.lock:
                 evt = self.state.objects.get(event_id)
                 if evt is not None and evt["pending_webhooks"] > 0:
@@ -109,4 +134,5 @@ class WebhookDispatcher:
             timer.daemon = True
             timer.start()
         else:
+            self._settle(-1)
             log.error("webhook %s to %s abandoned after %d attempts", event_id, url, attempt + 1)

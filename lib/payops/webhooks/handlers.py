@@ -232,6 +232,12 @@ def charge_dispute_created(session: Session, event: dict[str, Any], facts: Facts
     return f"recorded: dispute {dp.get('id')} on {charge} for {_amount(dp.get('amount'), dp.get('currency'))}{reason}"
 
 
+def checkout_recorded(session: Session, event: dict[str, Any], facts: Facts) -> str:
+    """Checkout events (sessions completed or expired, payments failed): recorded, so the checkout incident
+    runbook can hold Stripe's event counts against what arrived here and measure the webhook lag."""
+    return "recorded"
+
+
 HANDLERS: dict[str, Handler] = {
     "account.updated": account_updated,
     "payout.paid": payout_paid,
@@ -239,6 +245,9 @@ HANDLERS: dict[str, Handler] = {
     "payout.canceled": payout_canceled,
     "payment_intent.succeeded": payment_intent_succeeded,
     "charge.dispute.created": charge_dispute_created,
+    "payment_intent.payment_failed": checkout_recorded,
+    "checkout.session.completed": checkout_recorded,
+    "checkout.session.expired": checkout_recorded,
 }
 SUBSCRIBED_EVENTS: tuple[str, ...] = tuple(HANDLERS)  # what the Stripe webhook endpoint should send
 

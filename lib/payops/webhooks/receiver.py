@@ -12,6 +12,19 @@
 
 Any error in 3 or 4 (Stripe unreachable, database down) → 500 and nothing recorded, so Stripe
 delivers the event again later.
+
+The receiver's own records of what went wrong (read by the checkout incident runbook):
+
+5. **A refused delivery** (step 1: bad signature, not an event, wrong mode) is written to
+   ``webhook_failures`` in its own transaction — kind, reason, the payload's sha256 and the event id, type
+   and account *the unverified payload claims* (a lead for a replay, never applied). The answer stays 400;
+   a database error while noting it is logged and changes nothing else.
+6. **Replay** (``replay(event_id)``): the event is fetched from Stripe by id with the platform key
+   (``Stripe-Account`` for a Connect event) — an authenticated source, so no signature is needed — and
+   applied through steps 2–4 like a delivery, its row marked ``delivery = "replay"``; the failures naming
+   that id get ``replayed_at`` and the outcome. A replay of an event already recorded is ``duplicate``.
+
+Webhook lag is ``received_at − created`` of the rows delivered as webhooks (a replay is not a delivery).
 """
 
 from __future__ import annotations
@@ -20,15 +33,15 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import stripe
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from payops.config import Settings
 from payops.db import session_scope
-from payops.db.models import WebhookEvent
+from payops.db.models import WebhookEvent, WebhookFailure, utcnow
 from payops.errors import ConfigError
 from payops.stripe_api import make_client, with_backoff
 from payops.webhooks.handlers import PAYOUT_EVENTS, Facts, event_object, handler_for
@@ -38,11 +51,13 @@ APPLYING = "(applying)"  # outcome placeholder, replaced before the commit
 
 
 class WebhookRejected(Exception):
-    """The request is refused before anything is read or written (answered with ``status``)."""
+    """The request is refused before anything is read or written (answered with ``status``); ``kind`` is
+    ``signature`` (unsigned, forged, stale), ``payload`` (not a Stripe event) or ``mode`` (test vs live)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, kind: str = "payload") -> None:
         super().__init__(message)
         self.status = status
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -109,11 +124,11 @@ class WebhookReceiver:
     def verify(self, payload: bytes, signature: str | None) -> dict[str, Any]:
         """The event as a dict, or WebhookRejected(400) saying why not."""
         if not signature:
-            raise WebhookRejected(400, "unsigned request: the Stripe-Signature header is missing")
+            raise WebhookRejected(400, "unsigned request: the Stripe-Signature header is missing", "signature")
         try:
             stripe.Webhook.construct_event(payload, signature, self._secret)
         except stripe.SignatureVerificationError as exc:
-            raise WebhookRejected(400, f"signature verification failed: {_one_line(str(exc))}") from exc
+            raise WebhookRejected(400, f"signature verification failed: {_one_line(str(exc))}", "signature") from exc
         except ValueError as exc:  # JSON or UTF-8 decoding, after the signature matched
             raise WebhookRejected(400, f"payload is not valid JSON: {_one_line(str(exc))}") from exc
         except (AttributeError, TypeError, KeyError) as exc:  # signed JSON that is no object: the SDK trips
@@ -129,7 +144,7 @@ class WebhookReceiver:
         live = bool(event.get("livemode"))
         if live != (self.settings.environment == "live"):
             raise WebhookRejected(400, f"event {event['id']} is {'live' if live else 'test'}-mode but "
-                                       f"PAYOPS_ENVIRONMENT is {self.settings.environment!r}")
+                                       f"PAYOPS_ENVIRONMENT is {self.settings.environment!r}", "mode")
         return event
 
     # -- 2. de-duplicate --------------------------------------------------------------------------
@@ -148,7 +163,7 @@ class WebhookReceiver:
         return Facts()
 
     # -- 4. apply ---------------------------------------------------------------------------------
-    def apply(self, event: dict[str, Any], payload: bytes, facts: Facts) -> str:
+    def apply(self, event: dict[str, Any], payload: bytes, facts: Facts, *, delivery: str = "webhook") -> str:
         """Insert the event row and run its handler in one transaction; returns the outcome.
 
         IntegrityError propagates when another delivery recorded the same event first."""
@@ -159,7 +174,7 @@ class WebhookReceiver:
                 id=event["id"], type=event["type"], account=(event.get("account") or None),
                 livemode=bool(event.get("livemode")), object_id=str(obj_id)[:255] if obj_id else None,
                 created=created if isinstance(created, int) else None, outcome=APPLYING,
-                payload_sha256=hashlib.sha256(payload).hexdigest(),
+                payload_sha256=hashlib.sha256(payload).hexdigest(), delivery=delivery,
             )
             s.add(row)
             s.flush()  # claim the event id first: a concurrent delivery blocks or fails here
@@ -173,6 +188,7 @@ class WebhookReceiver:
             event = self.verify(payload, signature)
         except WebhookRejected as exc:
             log.warning("webhook rejected (%d): %s", exc.status, exc)
+            self.record_failure(payload, exc)
             return Reply(exc.status, {"error": str(exc)})
         eid, etype = event["id"], event["type"]
         try:
@@ -195,3 +211,52 @@ class WebhookReceiver:
         log.info("webhook %s %s: %s", eid, etype, outcome)
         status = "ignored" if outcome == "ignored" else "processed"
         return Reply(200, {"status": status, "event": eid, "type": etype, "outcome": outcome})
+
+
+    # -- 5. refused deliveries --------------------------------------------------------------------
+    def record_failure(self, payload: bytes, exc: WebhookRejected) -> None:
+        """Note a refused delivery in ``webhook_failures`` (step 5); a database error is logged, not raised."""
+        claimed: dict[str, Any] = {}
+        try:
+            doc = json.loads(payload[:1024 * 1024])
+            claimed = doc if isinstance(doc, dict) else {}
+        except ValueError:
+            pass  # not JSON: nothing is claimed
+        def text(key: str, longest: int) -> str | None:
+            value = claimed.get(key)
+            return value[:longest] if isinstance(value, str) and value else None
+
+        try:
+            with session_scope(self.settings) as s:
+                s.add(WebhookFailure(kind=exc.kind, reason=str(exc)[:2000], event_id=text("id", 255),
+                                     event_type=text("type", 64), account=text("account", 64),
+                                     payload_sha256=hashlib.sha256(payload).hexdigest()))
+        except Exception:
+            log.exception("could not record the refused webhook delivery in webhook_failures")
+
+    # -- 6. replay --------------------------------------------------------------------------------
+    def replay(self, event_id: str, account: str | None = None) -> str:
+        """Fetch ``event_id`` from Stripe (authenticated, so no signature) and apply it like a delivery
+        (step 6). Returns the outcome (``duplicate`` if it was recorded already). Stripe errors raise."""
+        client = make_client(settings=self.settings, purpose="platform")
+        options = {"stripe_account": account} if account else {}
+        obj = with_backoff(lambda: client.v1.events.retrieve(event_id, options=options))  # type: ignore[arg-type]
+        event = cast(dict[str, Any], obj.to_dict())
+        if bool(event.get("livemode")) != (self.settings.environment == "live"):
+            raise ConfigError(f"event {event_id} is of the other Stripe mode than PAYOPS_ENVIRONMENT")
+        payload = json.dumps(event, sort_keys=True).encode()
+        if self.recorded(event_id):
+            outcome = "duplicate"
+        else:
+            try:
+                outcome = self.apply(event, payload, self.gather(event), delivery="replay")
+            except IntegrityError:
+                if not self.recorded(event_id):
+                    raise
+                outcome = "duplicate"
+        with session_scope(self.settings) as s:
+            s.execute(update(WebhookFailure).where(WebhookFailure.event_id == event_id,
+                                                   WebhookFailure.replayed_at.is_(None))
+                      .values(replayed_at=utcnow(), replay_outcome=outcome[:2000]))
+        log.info("webhook %s replayed from Stripe: %s", event_id, outcome)
+        return outcome

@@ -1,0 +1,201 @@
+"""The parallel Stripe pager: a time window split into slices, paged in threads under one rate limit.
+
+Shared by the reconciliation's pull (:mod:`payops.reconcile.load_stripe`) and the checkout incident's
+triage (:mod:`payops.incident.stripe_pull`): a ``created`` window is split into half-open slices
+``created[gte]=lo & created[lt]=hi``; each slice is paged with ``starting_after`` in a thread pool, every
+thread with its own ``StripeClient`` (from ``client_factory``); a shared client-side pacer keeps under
+``max_rps`` and every call goes through :func:`payops.stripe_api.with_backoff` (429 / 5xx / connection
+errors are retried, honouring ``Retry-After``). Objects are de-duplicated by id and kept only inside the
+window, so slice edges can neither lose nor double-count one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import stripe
+
+from payops.stripe_api import with_backoff
+
+ClientFactory = Callable[[], stripe.StripeClient]
+ListCall = Callable[[stripe.StripeClient, dict[str, Any]], Any]
+PAGE_LIMIT = 100
+DEFAULT_THREADS = 8
+DEFAULT_MAX_RPS = 25.0  # Stripe's test-mode limit; live mode allows 100
+
+
+@dataclass(frozen=True)
+class Slice:
+    """A half-open window of ``created`` (unix seconds): ``lo <= created < hi``."""
+
+    lo: int
+    hi: int
+
+    @property
+    def name(self) -> str:
+        fmt = "%Y%m%dT%H%M%S"
+        return f"{datetime.fromtimestamp(self.lo, UTC):{fmt}}_{datetime.fromtimestamp(self.hi, UTC):{fmt}}"
+
+
+def plan_slices(lo: int, hi: int, n: int) -> list[Slice]:
+    """``n`` contiguous half-open slices covering ``[lo, hi)`` exactly (no gap, no overlap)."""
+    if hi <= lo:
+        return []
+    n = max(1, min(n, hi - lo))
+    edges = [lo + (hi - lo) * i // n for i in range(n + 1)]
+    return [Slice(a, b) for a, b in itertools.pairwise(edges) if b > a]
+
+
+class Pacer:
+    """A thread-safe token bucket: at most ``rate`` calls per second (burst ``burst``)."""
+
+    def __init__(self, rate: float | None, burst: float = 1.0) -> None:
+        self.rate = rate if rate and rate > 0 else None
+        self.burst = max(1.0, burst)
+        self._tokens = self.burst
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if self.rate is None:
+            return
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+                self._last = now
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    return
+                sleep = (1.0 - self._tokens) / self.rate
+            time.sleep(sleep)
+
+
+@dataclass
+class PullStats:
+    """What a pull did: requests sent (incl. retries), retries, slices from cache vs pulled, timing."""
+
+    requests: int = 0
+    retries: int = 0
+    slices_cached: int = 0
+    slices_pulled: int = 0
+    transfers: int = 0
+    payouts: int = 0
+    links: int = 0
+    recorded_found: int = 0  # transfers the ledger records, outside the window, retrieved by id
+    recorded_not_found: int = 0  # ... that Stripe does not have (404)
+    seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for k, v in counts.items():
+                setattr(self, k, getattr(self, k) + v)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+
+def describe_pull(stats: dict[str, Any]) -> str:
+    """A :class:`PullStats` (``as_dict``) in words, for the report."""
+    recorded = stats.get("recorded_found", 0) + stats.get("recorded_not_found", 0)
+    parts = [f"{stats.get('requests', 0):,} request(s), {stats.get('retries', 0):,} retried, "
+             f"{stats.get('seconds', 0.0):.1f} s",
+             f"{stats.get('slices_pulled', 0)} time slice(s) pulled, {stats.get('slices_cached', 0)} from cache",
+             f"{stats.get('transfers', 0):,} transfer(s) in the window",
+             f"{stats.get('payouts', 0):,} payout(s), {stats.get('links', 0):,} link(s)"]
+    if recorded:
+        parts.insert(3, f"{stats.get('recorded_found', 0)} of {recorded} recorded by the ledger outside it found "
+                        "by id")
+    return " · ".join(parts)
+
+
+class _Puller:
+    """Shared machinery of one pull: per-thread clients, pacing, backoff, stats, progress."""
+
+    def __init__(self, client_factory: ClientFactory, max_rps: float | None, stats: PullStats,
+                 bar: Any | None) -> None:
+        self.factory = client_factory
+        self.pacer = Pacer(max_rps, burst=min(5.0, max_rps or 1.0))
+        self.stats = stats
+        self.bar = bar
+        self._local = threading.local()
+
+    def client(self) -> stripe.StripeClient:
+        c = getattr(self._local, "client", None)
+        if c is None:
+            c = self._local.client = self.factory()
+        return c
+
+    def call(self, fn: Callable[[stripe.StripeClient], Any]) -> dict[str, Any]:
+        def once() -> Any:
+            self.pacer.wait()
+            self.stats.add(requests=1)
+            return fn(self.client())
+
+        page = with_backoff(once, attempts=8, on_retry=lambda *_: self.stats.add(retries=1))
+        if hasattr(page, "to_dict"):
+            return page.to_dict()  # type: ignore[no-any-return]
+        return dict(page.data)  # a raw response (``client.raw_request``): the parsed JSON, no StripeObjects
+
+    def pages(self, fn: Callable[[stripe.StripeClient, dict[str, Any]], Any],
+              params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every page of one list, following ``starting_after``."""
+        out: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            p = {**params, "limit": PAGE_LIMIT, **({"starting_after": cursor} if cursor else {})}
+            page = self.call(lambda c, p=p: fn(c, p))
+            out.append(page)
+            if self.bar is not None:
+                self.bar.update(len(page["data"]))
+            if not page.get("has_more") or not page["data"]:
+                return out
+            cursor = page["data"][-1]["id"]
+
+
+Puller = _Puller
+
+
+def pull_window(client_factory: ClientFactory, list_call: ListCall, params: dict[str, Any], lo: int, hi: int, *,
+                slices: int = 16, threads: int = DEFAULT_THREADS, max_rps: float | None = DEFAULT_MAX_RPS,
+                bar: Any | None = None, stats: PullStats | None = None) -> list[dict[str, Any]]:
+    """Every object of one list (``list_call(client, params)``, e.g. Checkout Sessions with ``status``)
+    with ``lo <= created < hi``, once each, newest first — the slices paged in parallel. ``bar`` (a tqdm
+    bar, optional) is advanced by each page's size."""
+    stats = stats or PullStats()
+    plan = plan_slices(lo, hi, slices)
+    puller = _Puller(client_factory, max_rps, stats, bar)
+
+    def one(sl: Slice) -> list[dict[str, Any]]:
+        pages = puller.pages(list_call, {**params, "created": {"gte": sl.lo, "lt": sl.hi}})
+        stats.add(slices_pulled=1)
+        return pages
+
+    t0 = time.monotonic()
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(threads, len(plan) or 1)), thread_name_prefix="pager") as pool:
+            results = list(pool.map(one, plan))
+    finally:
+        if bar is not None:
+            bar.close()
+    stats.seconds += time.monotonic() - t0
+    return in_window(results, lo, hi)
+
+
+def in_window(results: list[list[dict[str, Any]]], lo: int, hi: int) -> list[dict[str, Any]]:
+    """The objects of every slice's pages with ``lo <= created < hi``, once each (by id), newest first."""
+    seen: dict[str, dict[str, Any]] = {}
+    for pages in results:
+        for page in pages:
+            for obj in page["data"]:
+                if lo <= int(obj["created"]) < hi:
+                    seen.setdefault(obj["id"], obj)
+    return sorted(seen.values(), key=lambda o: (-int(o["created"]), o["id"]))
