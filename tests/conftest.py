@@ -98,6 +98,21 @@ def migrated_db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return db_url
 
 
+# --- the approver roster ---------------------------------------------------------------------------
+@pytest.fixture()
+def roster(migrated_db: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A test-only roster with the ids the tests have always used: the operator (role operator), the ops
+    and the finance approver, each with an Ed25519 key generated into ``tmp_path/keys`` (never committed).
+    ``roster["ops"].key_path`` is the private key, ``.pub_path`` the public one. See tests/approval_helpers.py."""
+    from payops.approvals.testkeys import enroll_test_roster
+
+    return enroll_test_roster(tmp_path / "keys", [
+        ("operator", OPERATOR, "Oscar Operator", ("operator",)),
+        ("ops", OPS_APPROVER, "Olivia Ops", ("ops",)),
+        ("finance", FINANCE_APPROVER, "Farid Finance", ("finance",)),
+    ], by=OPERATOR, settings=get_settings(fresh=True))
+
+
 # --- sandbox and sinks ---------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def stripe_sandbox():  # type: ignore[no-untyped-def]

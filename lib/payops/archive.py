@@ -50,6 +50,9 @@ SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("stripe_webhook_secret", re.compile(r"(?<![0-9A-Za-z])whsec_[0-9A-Za-z_]{6,}")),
     ("slack_webhook_url", re.compile(r"https?://hooks\.slack\.com/services/[^\s\"'<>\\]+")),
     ("slack_webhook_path", re.compile(r"/services/T[0-9A-Za-z_]+/B[0-9A-Za-z_]+/[0-9A-Za-z_-]{4,}")),
+    # issue #18: approvals put public keys and signatures in run folders; a private key never may
+    ("private_key", re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")),
+    ("putty_private_key", re.compile(r"PuTTY-User-Key-File-\d+:")),
 )
 
 
@@ -532,6 +535,7 @@ def _verify_root(root: Path) -> VerifyReport:
             v.problem(f"{rel}: manifest not in {CHAIN_FILE}", key=rel)
     for folder_rel, (_n, manifest, name) in sorted(latest_by_folder.items()):
         v.check_extras(root / folder_rel, folder_rel, manifest, name)
+        _check_approvals(v, root / folder_rel, folder_rel)  # issue #18
     return VerifyReport(ok=not v.problems, runs_checked=len(latest_by_folder),
                         files_checked=len(v.checked), problems=v.problems)
 
@@ -580,7 +584,16 @@ def _verify_run(folder: Path) -> VerifyReport:
         latest = (manifest, mpath.name)
     if latest is not None:
         v.check_extras(folder, label, *latest)
+        _check_approvals(v, folder, label)  # issue #18
     return VerifyReport(ok=not v.problems, runs_checked=1, files_checked=len(v.checked), problems=v.problems)
+
+
+# --- issue #18: signed approvals re-verified with ssh-keygen from the folder alone (the lead may move this) ---
+def _check_approvals(v: _Verifier, folder: Path, label: str) -> None:
+    from payops.approvals.evidence import verify_run_approvals
+
+    for problem in verify_run_approvals(folder):
+        v.problem(f"{label}/{problem}")
 
 
 def verify_archive(path: Path) -> VerifyReport:

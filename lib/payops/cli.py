@@ -91,6 +91,15 @@ def _mount_scheduler() -> None:
 _mount_scheduler()
 
 
+def _mount_approvers() -> None:
+    from payops.approvals.cli import app as approvers_app
+
+    app.add_typer(approvers_app, name="approvers")
+
+
+_mount_approvers()
+
+
 def handles_errors(fn: F) -> F:
     """PayopsError → one red line on stderr and the error's exit code; nothing is swallowed."""
 
@@ -168,9 +177,12 @@ def manual_payout(
                                                  help="Your UUID (default $PAYOPS_OPERATOR_ID).")] = None,
     rehearsal: Annotated[bool, typer.Option("--rehearsal", help="Quarterly rehearsal in test mode.")] = False,
     send: Annotated[bool, typer.Option("--send/--no-send", help="Send Slack + email in a live run.")] = True,
-    approve_ops: Annotated[str | None, typer.Option("--approve-ops", help="Record the ops approver (UUID).")] = None,
-    approve_finance: Annotated[str | None, typer.Option("--approve-finance",
-                                                        help="Record the finance approver (UUID).")] = None,
+    approve_ops: Annotated[str | None, typer.Option(
+        "--approve-ops", help="The ops approver's signature file (STATEMENT.sig; the statement beside it).")] = None,
+    approve_finance: Annotated[str | None, typer.Option(
+        "--approve-finance", help="The finance approver's signature file (STATEMENT.sig).")] = None,
+    key: Annotated[Path | None, typer.Option(
+        "--key", help="Live: the operator's roster key (or its .pub with ssh-agent) to sign the go-live.")] = None,
     detected_at: Annotated[str | None, typer.Option(
         "--detected-at", help="When the failure was detected (ISO, UTC); default now.")] = None,
     wait: Annotated[str, typer.Option("--wait", help="How long step 50 follows the payout.")] = "2m",
@@ -189,6 +201,7 @@ def manual_payout(
         flags, params_file=params_file, live=live, rehearsal=rehearsal, send=send,
         approvals={k: v for k, v in (("ops", approve_ops), ("finance", approve_finance)) if v},
         detected_at=_parse_ts(detected_at), wait_seconds=parse_duration(wait), console=None if as_json else console,
+        operator_key=key,
     )
     if as_json:
         console.print_json(json.dumps(manual.outcome_dict(outcome), default=str))
@@ -209,13 +222,27 @@ def _parse_ts(text: str | None) -> datetime | None:
 def approve(
     run_id: Annotated[str, typer.Argument(help="The run whose parameters you approve.")],
     role: Annotated[str, typer.Option("--role", help="ops | finance")],
-    approver: Annotated[str, typer.Option("--approver", help="Your UUID.")],
+    key: Annotated[Path | None, typer.Option("--key", help="Sign now with this key (private key file, or its .pub "
+                                                            "with ssh-agent).")] = None,
+    signature: Annotated[Path | None, typer.Option(
+        "--signature", help="Submit a signature made with `ssh-keygen -Y sign` (STATEMENT.sig).")] = None,
+    statement: Annotated[Path | None, typer.Option(
+        "--statement", help="The statement file that was signed (default: the .sig path without .sig).")] = None,
+    statement_only: Annotated[bool, typer.Option("--statement-only", help="Print exactly the statement to sign, "
+                                                                           "nothing else.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Sign without asking (with --key).")] = False,
     note: Annotated[str | None, typer.Option("--note")] = None,
+    approver: Annotated[str | None, typer.Option("--approver", hidden=True)] = None,
 ) -> None:
-    """Record an approval, bound to the sha256 of the run's parameters (shown before recording)."""
-    from payops import manual
+    """Sign the run's statement (run, role, parameters sha256, payload) and record it if the roster says it counts."""
+    if approver is not None:
+        raise ParamsInvalid(FieldProblem("--approver", "a typed approver id proves nothing and is no longer "
+                                                       "accepted: sign the statement with --key, or submit a "
+                                                       "signature with --signature (see `payops approve --help`)"))
+    from payops.approvals.submit import approve as approve_run
 
-    manual.approve(run_id, role=role, approver=approver, note=note, console=console)
+    approve_run(run_id, role=role, key=key, signature=signature, statement_file=statement,
+                statement_only=statement_only, note=note, yes=yes, console=console)
 
 
 @app.command()
@@ -272,11 +299,13 @@ def runs_resume(
     run_id: Annotated[str, typer.Argument()],
     live: Annotated[bool, typer.Option("--live", help="Turn an approved dry run into the live run.")] = False,
     wait: Annotated[str, typer.Option("--wait")] = "2m",
+    key: Annotated[Path | None, typer.Option(
+        "--key", help="With --live: the operator's roster key (or .pub with ssh-agent) to sign the go-live.")] = None,
 ) -> None:
     """Finish a run from its first unfinished step (a dry run with --live starts its live run)."""
     from payops import manual
 
-    manual.resume(run_id, live=live, wait_seconds=parse_duration(wait), console=console)
+    manual.resume(run_id, live=live, wait_seconds=parse_duration(wait), console=console, operator_key=key)
 
 
 # --- archive ---------------------------------------------------------------------------------------
