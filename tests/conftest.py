@@ -100,11 +100,17 @@ def migrated_db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 # --- the approver roster ---------------------------------------------------------------------------
 @pytest.fixture()
-def roster(migrated_db: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+def roster(migrated_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """A test-only roster with the ids the tests have always used: the operator (role operator), the ops
     and the finance approver, each with an Ed25519 key generated into ``tmp_path/keys`` (never committed).
-    ``roster["ops"].key_path`` is the private key, ``.pub_path`` the public one. See tests/approval_helpers.py."""
+    ``roster["ops"].key_path`` is the private key, ``.pub_path`` the public one. See tests/approval_helpers.py.
+
+    Test-only entries are refused in live mode, which includes "pointed at real Stripe" (the default base
+    address): a test that has not pointed payops at the sandbox gets a local address nothing listens on."""
     from payops.approvals.testkeys import enroll_test_roster
+
+    if not os.environ.get("PAYOPS_STRIPE_API_BASE"):
+        monkeypatch.setenv("PAYOPS_STRIPE_API_BASE", "http://127.0.0.1:9")
 
     return enroll_test_roster(tmp_path / "keys", [
         ("operator", OPERATOR, "Oscar Operator", ("operator",)),

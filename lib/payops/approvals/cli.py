@@ -61,20 +61,21 @@ def add_cmd(
     from payops.approvals import roster, sshkeys
     from payops.config import get_settings
     from payops.db import session_scope
-    from payops.errors import FieldProblem, ParamsInvalid
+    from payops.errors import FieldProblem
 
-    if key is not None and key_text is not None:
-        raise ParamsInvalid(FieldProblem("--key", "give --key FILE or --key-text LINE, not both"))
+    problems: list[FieldProblem] = []
     public = None
-    if key is not None or key_text is not None:
+    if key is not None and key_text is not None:
+        problems.append(FieldProblem("--key", "give --key FILE or --key-text LINE, not both"))
+    elif key is not None or key_text is not None:
         try:
             public = sshkeys.read_public_key_file(key) if key is not None else sshkeys.parse_public_key(key_text or "")
         except sshkeys.KeyProblem as exc:
-            raise ParamsInvalid(FieldProblem("--key", f"{key or 'the key text'}: {exc}"), "roster change") from None
+            problems.append(FieldProblem("--key", f"{key or 'the key text'}: {exc}"))
     settings = get_settings()
     with session_scope(settings) as s:
         res = roster.enroll(s, person_id=person_id, name=name, roles=list(roles or []), key=public, by=by,
-                            settings=settings, test_only=test_only)
+                            settings=settings, test_only=test_only, problems=problems)
     what = (["enrolled"] if res.created else []) + [f"role {r}" for r in res.roles_added] \
         + ([f"key {res.key_added}"] if res.key_added else [])
     console.print(f"[green]✔[/] {res.person_id}: " + (", ".join(what) if what else "nothing new (already enrolled)"),

@@ -225,10 +225,12 @@ class EnrollResult:
 
 
 def enroll(s: Session, *, person_id: str, name: str | None, roles: list[str], key: PublicKey | None, by: str | None,
-           settings: Settings, test_only: bool = False) -> EnrollResult:
+           settings: Settings, test_only: bool = False, problems: list[FieldProblem] | None = None) -> EnrollResult:
     """Add a person, or roles and a key to an enrolled person. Validates everything first; writes nothing
-    when any problem is found (each names its option)."""
-    problems: list[FieldProblem] = []
+    when any problem is found (each names its option). ``problems`` are the caller's own (e.g. a key file
+    that did not parse), reported together with these."""
+    problems = list(problems or [])
+    key_given = key is not None or any(p.field == "--key" for p in problems)
     pid, p1 = _uuid_problem(person_id, "--id")
     actor, p2 = _uuid_problem(by or "", "--by") if by else (None, FieldProblem(
         "--by", "who is changing the roster: your UUID (or set PAYOPS_OPERATOR_ID)"))
@@ -247,7 +249,7 @@ def enroll(s: Session, *, person_id: str, name: str | None, roles: list[str], ke
             problems.append(np)
         if not roles and not bad_roles:
             problems.append(FieldProblem("--role", "a new person needs at least one role (ops, finance, operator)"))
-        if key is None:
+        if not key_given:
             problems.append(FieldProblem("--key", "a new person needs a public key"))
     else:
         if existing.revoked_at is not None:

@@ -34,12 +34,18 @@ from payops.db.models import Approval
 from payops.errors import ApprovalMissing, FieldProblem, ParamsInvalid
 
 
+def _role_problem(role: str) -> FieldProblem | None:
+    if role in APPROVER_ROLES:
+        return None
+    hint = (" — the operator signs the go-live instead: `payops runs resume RUN_ID --live --key …`"
+            if role == "operator" else "")
+    return FieldProblem("--role", f"must be ops or finance, got {role!r}{hint}")
+
+
 def _statement(run_id: str, role: str, settings: Settings) -> tuple[str, str, str | None]:
     """(statement, params hash, operator) of ``run_id`` for ``role``; refuses runs nobody can approve."""
-    if role not in APPROVER_ROLES:
-        hint = (" — the operator signs the go-live instead: `payops runs resume RUN_ID --live --key …`"
-                if role == "operator" else "")
-        raise ParamsInvalid(FieldProblem("--role", f"must be ops or finance, got {role!r}{hint}"), "approval")
+    if (bad := _role_problem(role)) is not None:
+        raise ParamsInvalid(bad, "approval")
     with session_scope(settings) as s:
         run = runstate.get_run(s, run_id)
         if run.operator is None:
@@ -64,8 +70,8 @@ def record(s: object, signed: checks.Signed, *, field: str, note: str | None) ->
     for other in existing.values():
         if other.approver_id == signed.person_id:
             raise ParamsInvalid(FieldProblem(field, f"{signed.person_name} ({signed.person_id}) already approved these "
-                                                    f"parameters as {other.role}: the two approvers must be different "
-                                                    "people"), "approval")
+                                                    f"parameters as {other.role}: the two approvers must differ (two "
+                                                    "different people)"), "approval")
     row = Approval(run_id=signed.statement_run_id, params_hash=signed.params_hash, role=signed.role,
                    approver_id=signed.person_id, decided_at=signed.at, note=note, kind=runstate.SIGNED,
                    key_fingerprint=signed.fingerprint, statement=signed.statement, signature=signed.signature)
@@ -85,6 +91,12 @@ def approve(run_id: str, *, role: str, key: Path | None = None, signature: Path 
             settings: Settings | None = None) -> runstate.ApprovalView | None:
     """The ``payops approve`` flow (see the module docstring). Returns the approval (None for --statement-only)."""
     settings = settings or get_settings()
+    early = [p for p in (_role_problem(role),) if p]
+    sub = load_submission(role, str(signature), "--signature") if signature is not None else None
+    if isinstance(sub, FieldProblem):
+        early.append(sub)
+    if early:
+        raise ParamsInvalid(early, "approval")
     text, params_hash, operator = _statement(run_id, role, settings)
     if statement_only:
         (out or sys.stdout).write(text)
@@ -110,9 +122,7 @@ def approve(run_id: str, *, role: str, key: Path | None = None, signature: Path 
         source = str(key)
     else:
         field = "--signature"
-        sub = load_submission(role, str(signature), "--signature")
-        if isinstance(sub, FieldProblem):
-            raise ParamsInvalid(sub, "approval")
+        assert sub is not None and not isinstance(sub, FieldProblem)
         sig_text, given, source = sub.signature, sub.statement, str(signature)
         if statement_file is not None:
             try:
