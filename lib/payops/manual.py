@@ -262,7 +262,10 @@ def print_run(info: dict[str, Any], console: Console) -> None:
     for st in info["steps"]:
         t.add_row(st["step"], st["status"], str(st["attempts"]), st["notebook"] or "")
     console.print(t)
-    a = Table("role", "approver", "status", "key", "decided (UTC)", "statement of run")
+    a = Table("role", "approver")
+    a.add_column("status", no_wrap=True)
+    for col in ("key", "decided (UTC)", "statement of run"):
+        a.add_column(col)
     for ap in info["approvals"]:
         a.add_row(ap["role"], ap["approver_id"], ap.get("status", "signed"), ap.get("key_fingerprint") or "—",
                   ap["decided_at"][:19], ap["run_id"])

@@ -76,13 +76,14 @@ def test_sign_then_verify_with_ssh_keygen_and_its_window(tmp_path: Path) -> None
     added = datetime(2026, 1, 1, tzinfo=UTC)
     revoked = datetime(2026, 6, 1, tzinfo=UTC)
     line = sshkeys.allowed_signers_line("p-1", key, valid_after=added, valid_before=revoked, comment="Ada [ops]")
-    assert 'valid-after="20260101000000Z"' in line and 'valid-before="20260531235959Z"' in line
+    assert 'valid-after="20260101000000Z"' in line and 'valid-before="20260601000000Z"' in line
     day2 = added + timedelta(days=1)
     assert sshkeys.verify("statement\n", sig, principal="p-1", allowed_signers=line, at=day2) is None
     # the same signature, another statement / principal / a time outside the window: refused by ssh-keygen
     assert sshkeys.verify("statement!\n", sig, principal="p-1", allowed_signers=line, at=added + timedelta(days=1))
     assert sshkeys.verify("statement\n", sig, principal="p-2", allowed_signers=line, at=added + timedelta(days=1))
-    assert "expired" in (sshkeys.verify("statement\n", sig, principal="p-1", allowed_signers=line, at=revoked) or "")
+    assert "expired" in (sshkeys.verify("statement\n", sig, principal="p-1", allowed_signers=line,
+                                        at=revoked + timedelta(seconds=1)) or "")
     assert "not yet valid" in (sshkeys.verify("statement\n", sig, principal="p-1", allowed_signers=line,
                                               at=added - timedelta(seconds=1)) or "")
 

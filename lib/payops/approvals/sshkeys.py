@@ -27,7 +27,7 @@ import struct
 import subprocess
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from payops.approvals import NAMESPACE
@@ -184,12 +184,13 @@ def allowed_signers_line(principal: str, key: PublicKey, *, valid_after: datetim
                          valid_before: datetime | None, comment: str = "") -> str:
     """``principal namespaces=…,valid-after=…[,valid-before=…] type base64 comment``.
 
-    The roster's windows are half-open [added, revoked) at whole seconds; allowed_signers' are closed,
-    so ``valid-before`` is the last second the key was active.
+    The roster's windows are half-open [added, revoked) at whole seconds; ssh-keygen's are closed and
+    must not be empty, so ``valid-before`` is the revocation second itself. payops never records an
+    approval at that second (its own check is the strict one), so no archived approval relies on it.
     """
     opts = [f'namespaces="{NAMESPACE}"', f'valid-after="{ssh_time(valid_after)}"']
     if valid_before is not None:
-        opts.append(f'valid-before="{ssh_time(valid_before - timedelta(seconds=1))}"')
+        opts.append(f'valid-before="{ssh_time(valid_before)}"')
     tail = f" {_COMMENT_BAD.sub(' ', comment)}" if comment else ""
     return f"{principal} {','.join(opts)} {key.openssh()}{tail}"
 

@@ -39,7 +39,7 @@ def _guards(dialect: str) -> list[str]:
         out.append("CREATE TRIGGER trg_roster_events_guard BEFORE UPDATE OR DELETE ON roster_events "
                    "FOR EACH ROW EXECUTE FUNCTION payops_refuse_change()")
         return out
-    for t in NO_DELETE + ("roster_events",):
+    for t in (*NO_DELETE, "roster_events"):
         for what in ("DELETE", "UPDATE") if t in APPEND_ONLY else ("DELETE",):
             out.append(
                 f"CREATE TRIGGER trg_{t}_no_{what.lower()} BEFORE {what} ON {t} BEGIN "
