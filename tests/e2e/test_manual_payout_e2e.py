@@ -10,6 +10,7 @@ import pytest
 from e2e_helpers import (
     FIN,
     LP,
+    OPERATOR,
     OPS,
     SOP_ARGS,
     approved_dry_run,
@@ -52,8 +53,18 @@ def test_dry_run_moves_nothing_and_is_archived(payops_env) -> None:  # type: ign
     assert (folder / "attachments" / "ledger_payout.csv").exists()
     assert (folder / "manifest.json").exists()
     assert verify_archive(payops_env.output_dir).ok
+    # step 10 shows each approver the statement to sign and the exact commands (read-only text)
+    shown = _printed(folder / "10-verify.ipynb")
+    assert "payops approval statement v1" in shown and f"run: {run['id']}" in shown
+    assert f"payops approve {run['id']} --role finance --key ~/.ssh/id_ed25519" in shown
+    assert "ssh-keygen -Y sign -f ~/.ssh/id_ed25519 -n payops-approval" in shown
     with session_scope() as s:
         assert s.get(LedgerPayout, LP).status == "pending"
+
+
+def _printed(notebook: Path) -> str:
+    nb = json.loads(notebook.read_text())
+    return "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
 
 
 def test_live_after_approvals_pays_exactly_once(payops_env, roster) -> None:  # type: ignore[no-untyped-def]
@@ -88,6 +99,9 @@ def test_live_after_approvals_pays_exactly_once(payops_env, roster) -> None:  # 
     show = json.loads(cli("runs", "show", live["id"], "--format", "json").stdout)
     assert [st["status"] for st in show["steps"]] == ["succeeded"] * 5
     assert {a["role"] for a in show["approvals"]} == {"ops", "finance"}
+    assert all(a["signed"] for a in show["approvals"]) and show["golive"]["operator"] == OPERATOR
+    shown = _printed(Path(live["output_dir"]) / "10-verify.ipynb")
+    assert f"[ops] signed by {OPS}" in shown and f"[operator] go-live signed by {OPERATOR}" in shown
     # running the same live command again pays nothing more
     again = cli("manual-payout", *SOP_ARGS, "--live", "--key", operator_key(roster))
     assert again.exit_code != 0

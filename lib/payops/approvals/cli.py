@@ -20,6 +20,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -97,12 +98,16 @@ def list_cmd(
     if fmt == "json":
         console.print_json(json.dumps([p.as_dict() for p in people], default=str))
         return
-    t = Table("person", "name", "roles", "status", "keys (fingerprint · added · revoked)")
-    for p in people:
-        keys = "\n".join(f"{k['fingerprint']} · {_ts(k['added_at'])} · {_ts(k['revoked_at'])}" for k in p.keys)
-        status = p.status + (" · test-only" if p.test_only else "")
-        t.add_row(p.id, p.name, ", ".join(p.active_roles) or "—", status, keys or "—")
-    console.print(t)
+    if not people:
+        console.print("the roster is empty: `payops approvers add --id UUID --name NAME --role ops --key FILE.pub`")
+    for p in people:  # one block per person: full ids and fingerprints, ready to copy into `revoke`
+        flags = p.status + (", test-only" if p.test_only else "")
+        console.print(f"[bold]{escape(p.name)}[/]  {p.id}  roles: {', '.join(p.active_roles) or '—'}  ({flags})",
+                      soft_wrap=True)
+        for k in p.keys:
+            state = f"revoked {_ts(k['revoked_at'])}" if k["revoked_at"] else "active"
+            console.print(f"  key {k['fingerprint']}  {k['type']}  added {_ts(k['added_at'])}  {state}",
+                          soft_wrap=True, markup=False)
 
 
 @app.command("revoke")
