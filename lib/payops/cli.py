@@ -313,13 +313,14 @@ def runs_resume(
 @handles_errors
 def archive_verify(path: Annotated[Path | None, typer.Argument(help="Output dir (default) or one run folder.")]
                    = None) -> None:
-    """Check every manifest, file and chain link; name the first that no longer matches."""
+    """Check every manifest, file, chain link and signed approval; name the first that no longer matches."""
+    from payops.approvals.evidence import verify_run_approvals
     from payops.archive import verify_archive
     from payops.config import get_settings
     from payops.errors import ArchiveError
 
     target = path or get_settings().output_dir
-    report = verify_archive(target)
+    report = verify_archive(target, run_checks=(verify_run_approvals,))  # signatures re-verified with ssh-keygen
     if not report.ok:
         for p in report.problems:
             err_console.print(Text.assemble(("✗ ", "red"), p), soft_wrap=True)

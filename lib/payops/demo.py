@@ -26,6 +26,7 @@ from rich.table import Table
 
 from payops import demo_data
 from payops.approvals import NAMESPACE, submit
+from payops.approvals.evidence import verify_run_approvals
 from payops.approvals.testkeys import GeneratedRoster, enroll_test_roster, sign_offline
 from payops.config import Settings
 
@@ -166,7 +167,7 @@ def main() -> None:
         cycle_cli.run_cmd(cycle_date=demo_data.NEXT_CYCLE.isoformat(), dry_run=True, live=False)
         cycle_cli.run_cmd(cycle_date=demo_data.NEXT_CYCLE.isoformat(), dry_run=False, live=True)
         cycle_cli.status_cmd(limit=8)
-        report = verify_archive(settings.output_dir)
+        report = verify_archive(settings.output_dir, run_checks=(verify_run_approvals,))
         console.print(("[green]✓ archive verifies[/]" if report.ok else f"[red]✗ {report.first_problem}[/]")
                       + f" — {report.runs_checked} run(s) in the chain")
         console.print(json.dumps({"dry_run": dry.run_id, "live_run": live.run_id, "transfer": tr_id,

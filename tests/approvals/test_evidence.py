@@ -98,7 +98,7 @@ def test_an_auditor_verifies_every_approval_from_a_copy_of_the_run_folder(live_r
     ok = _archive_verify(copy)
     assert ok.returncode == 0, ok.stderr
     assert verify_run_approvals(copy) == []
-    assert archive.verify_archive(payops_env.output_dir).ok
+    assert archive.verify_archive(payops_env.output_dir, run_checks=(verify_run_approvals,)).ok
     _flip(copy / "approvals" / "ops.sig")
     bad = _archive_verify(copy)
     assert bad.returncode == 9
@@ -119,7 +119,8 @@ def test_the_signature_check_holds_even_when_a_forger_rewrites_the_manifest(live
     (copy / "manifest.json").write_text(json.dumps(manifest, indent=2))
     problems = verify_run_approvals(copy)
     assert problems and problems[0].startswith("approvals/finance.sig: finance signature does not verify")
-    report = archive.verify_archive(copy)
+    assert archive.verify_archive(copy).ok  # the hashes alone agree: only the signature check sees it
+    report = archive.verify_archive(copy, run_checks=(verify_run_approvals,))
     assert not report.ok and report.problems == [f"{copy.name}/{p}" for p in problems]
     # a statement swapped for another role's is caught too, and a missing go-live leaves the run unproven
     manifest["approvals"] = [e for e in manifest["approvals"] if e["role"] != "operator"]
