@@ -70,6 +70,8 @@ def test_an_auditor_verifies_every_approval_from_a_copy_of_the_run_folder(live_r
     assert {r: e["approver_id"] for r, e in entries.items()} == {r: roster[r].person_id for r in entries}
     assert {r: e["key_fingerprint"] for r, e in entries.items()} == {
         r: roster[r].fingerprint for r in ("ops", "finance", "operator")}
+    assert all(e["key_added_by"] == roster["operator"].person_id and e["key_added_at"] <= e["decided_at"]
+               for e in entries.values())  # who enrolled each key, and when (the fixture's admin: the operator)
     # the allowed_signers file holds exactly the three roster keys, each with its active window
     signers = (copy / "approvals" / "allowed_signers").read_text().splitlines()
     assert len(signers) == 3 and all('valid-after="' in ln and f'namespaces="{NAMESPACE}"' in ln for ln in signers)

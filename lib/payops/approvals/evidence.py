@@ -26,12 +26,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from payops import runstate
 from payops.approvals import APPROVER_ROLES, NAMESPACE, roster, sshkeys
 from payops.approvals import statement as stmt
-from payops.db.models import GoLiveSignature, RunbookRun
+from payops.db.models import ApproverKey, GoLiveSignature, RunbookRun
 
 SCHEMA = "payops.approvals/1"
 DIR = "approvals"
@@ -58,6 +59,7 @@ def _collect(s: Session, run: RunbookRun) -> tuple[list[dict[str, Any]], dict[st
         items.append(("operator", go.person_id, run.id, go.key_fingerprint, go.statement, go.signature, go.signed_at))
     for role, person, run_id, fp, text, sig, when in items:
         k = roster.key_at(s, fp, when)
+        enrolled = s.scalar(select(ApproverKey).where(ApproverKey.fingerprint == fp))
         line = k.allowed_signers() if k is not None else None
         if line and line not in signers:
             signers.append(line)
@@ -68,6 +70,9 @@ def _collect(s: Session, run: RunbookRun) -> tuple[list[dict[str, Any]], dict[st
             "params_hash": run.params_hash, "decided_at": when.isoformat(), "signed": True, "status": "signed",
             "key_fingerprint": fp, "roles_then": sorted(k.roles) if k else [], "test_only": bool(k and k.test_only),
             "principal": person, "namespace": NAMESPACE,
+            # who put this key in the roster, and when: an auditor sees a key enrolled just before it signed
+            "key_added_at": enrolled.added_at.isoformat() if enrolled else None,
+            "key_added_by": enrolled.added_by if enrolled else None,
         })
     for a in runstate.legacy_approvals(s, run.params_hash):
         entries.append(a.as_dict())
