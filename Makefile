@@ -10,10 +10,12 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= auto
 CHROMIUM ?= /usr/bin/chromium
 APT_CHROMIUM := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null
+SSH_KEYGEN ?= ssh-keygen
+APT_OPENSSH := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openssh-client >/dev/null
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install browser demo incident-demo test test-nb lint bench sandbox clean
+.PHONY: help install openssh browser demo incident-demo test test-nb lint bench sandbox clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -24,7 +26,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install payops (editable) with its dev tools
+install: $(STAMP) openssh ## create .venv and install payops (editable) with its dev tools
+
+openssh: ## OpenSSH's ssh-keygen, which signs and verifies approvals (apt-get as root when missing)
+	@command -v $(SSH_KEYGEN) >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing OpenSSH's ssh-keygen (approvals are signed and verified with it)"; \
+	    $(APT_OPENSSH) || { apt-get update -q >/dev/null && $(APT_OPENSSH); }; \
+	  fi; \
+	  command -v $(SSH_KEYGEN) >/dev/null || { \
+	    echo "ssh-keygen not found: install OpenSSH >= 8.9 (Debian: openssh-client) or set PAYOPS_SSH_KEYGEN"; exit 1; }; }
 
 browser: ## Debian's chromium for the report's browser test (apt-get as root; never a browser download)
 	@test -x $(CHROMIUM) || { \

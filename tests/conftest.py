@@ -142,6 +142,25 @@ def chromium(in_ci: bool) -> Path:
 @pytest.fixture(scope="session")
 def chromium_args() -> list[str]:
     return list(CHROMIUM_ARGS)
+# --- the approver roster ---------------------------------------------------------------------------
+@pytest.fixture()
+def roster(migrated_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A test-only roster with the ids the tests have always used: the operator (role operator), the ops
+    and the finance approver, each with an Ed25519 key generated into ``tmp_path/keys`` (never committed).
+    ``roster["ops"].key_path`` is the private key, ``.pub_path`` the public one. See tests/approval_helpers.py.
+
+    Test-only entries are refused in live mode, which includes "pointed at real Stripe" (the default base
+    address): a test that has not pointed payops at the sandbox gets a local address nothing listens on."""
+    from payops.approvals.testkeys import enroll_test_roster
+
+    if not os.environ.get("PAYOPS_STRIPE_API_BASE"):
+        monkeypatch.setenv("PAYOPS_STRIPE_API_BASE", "http://127.0.0.1:9")
+
+    return enroll_test_roster(tmp_path / "keys", [
+        ("operator", OPERATOR, "Oscar Operator", ("operator",)),
+        ("ops", OPS_APPROVER, "Olivia Ops", ("ops",)),
+        ("finance", FINANCE_APPROVER, "Farid Finance", ("finance",)),
+    ], by=OPERATOR, settings=get_settings(fresh=True))
 
 
 # --- sandbox and sinks ---------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import re
 import subprocess
 import threading
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -51,6 +51,9 @@ SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("stripe_webhook_secret", re.compile(r"(?<![0-9A-Za-z])whsec_[0-9A-Za-z_]{6,}")),
     ("slack_webhook_url", re.compile(r"https?://hooks\.slack\.com/services/[^\s\"'<>\\]+")),
     ("slack_webhook_path", re.compile(r"/services/T[0-9A-Za-z_]+/B[0-9A-Za-z_]+/[0-9A-Za-z_-]{4,}")),
+    # issue #18: approvals put public keys and signatures in run folders; a private key never may
+    ("private_key", re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")),
+    ("putty_private_key", re.compile(r"PuTTY-User-Key-File-\d+:")),
 )
 
 
@@ -479,7 +482,7 @@ def _label(path: Path, root: Path | None) -> str:
     return path.name
 
 
-def _verify_root(root: Path) -> VerifyReport:
+def _verify_root(root: Path, run_checks: Sequence[RunCheck] = ()) -> VerifyReport:
     v = _Verifier(root)
     chain, problems = read_chain(root)
     for p in problems:
@@ -540,11 +543,12 @@ def _verify_root(root: Path) -> VerifyReport:
             v.problem(f"{rel}: manifest not in {CHAIN_FILE}", key=rel)
     for folder_rel, (_n, manifest, name) in sorted(latest_by_folder.items()):
         v.check_extras(root / folder_rel, folder_rel, manifest, name)
+        _run_checks(v, root / folder_rel, folder_rel, run_checks)  # issue #18
     return VerifyReport(ok=not v.problems, runs_checked=len(latest_by_folder),
                         files_checked=len(v.checked), problems=v.problems)
 
 
-def _verify_run(folder: Path) -> VerifyReport:
+def _verify_run(folder: Path, run_checks: Sequence[RunCheck] = ()) -> VerifyReport:
     root = _find_root(folder.parent)
     v = _Verifier(root)
     label = _label(folder, root)
@@ -588,26 +592,39 @@ def _verify_run(folder: Path) -> VerifyReport:
         latest = (manifest, mpath.name)
     if latest is not None:
         v.check_extras(folder, label, *latest)
+        _run_checks(v, folder, label, run_checks)  # issue #18
     return VerifyReport(ok=not v.problems, runs_checked=1, files_checked=len(v.checked), problems=v.problems)
 
 
-def verify_archive(path: Path) -> VerifyReport:
+# --- issue #18: checks a family adds per sealed run folder (payops archive verify passes the signed-approval
+# check, payops.approvals.evidence.verify_run_approvals); injected so the core never imports a family ---
+RunCheck = Callable[[Path], list[str]]
+
+
+def _run_checks(v: _Verifier, folder: Path, label: str, run_checks: Sequence[RunCheck]) -> None:
+    for check in run_checks:
+        for problem in check(folder):
+            v.problem(f"{label}/{problem}")
+
+
+def verify_archive(path: Path, *, run_checks: Sequence[RunCheck] = ()) -> VerifyReport:
     """Verify an output root (the whole chain) or one run folder; problems name the first mismatch.
 
     For a root: every CHAIN.jsonl line's manifest exists and hashes as recorded, every manifest links
     to the previous line, every listed file hashes as sealed, no unlisted file sits in a sealed run
     folder, and no manifest is missing from the chain. For a run folder: its manifests and files,
-    and their chain entries when a CHAIN.jsonl is found above it.
+    and their chain entries when a CHAIN.jsonl is found above it. Each of ``run_checks`` runs on every
+    sealed run folder (its problems labelled with the folder), e.g. the signed approvals' check.
     """
     path = Path(path).resolve()
     if not path.is_dir():
         return VerifyReport(ok=False, runs_checked=0, files_checked=0, problems=[f"{path}: not a folder"])
     if _manifests_in(path) and not (path / CHAIN_FILE).exists():
-        return _verify_run(path)
+        return _verify_run(path, run_checks)
     if not (path / CHAIN_FILE).exists():
         above = _find_root(path.parent)
         if above is not None:
             return VerifyReport(ok=False, runs_checked=0, files_checked=0, problems=[
                 f"{path}: neither an output root nor a sealed run folder (the output root is {above})"
             ])
-    return _verify_root(path)
+    return _verify_root(path, run_checks)

@@ -58,6 +58,8 @@ FAMILIES: dict[str, Family] = {
                           "The credential inventory watched for expiry: metadata and dates, never secrets."),
     "incident": Family("payops.incident.cli", "app",
                        "Checkout incidents: triage, act (dry run first), verify, close — archived runbooks."),
+    "approvers": Family("payops.approvals.cli", "app",
+                        "The approver roster: who may approve (ops, finance) or operate, with their SSH keys."),
 }
 
 app = typer.Typer(help="Payments Ops runbooks and Finance reconciliation, as archived notebooks.",
@@ -128,9 +130,12 @@ def manual_payout(
                                                  help="Your UUID (default $PAYOPS_OPERATOR_ID).")] = None,
     rehearsal: Annotated[bool, typer.Option("--rehearsal", help="Quarterly rehearsal in test mode.")] = False,
     send: Annotated[bool, typer.Option("--send/--no-send", help="Send Slack + email in a live run.")] = True,
-    approve_ops: Annotated[str | None, typer.Option("--approve-ops", help="Record the ops approver (UUID).")] = None,
-    approve_finance: Annotated[str | None, typer.Option("--approve-finance",
-                                                        help="Record the finance approver (UUID).")] = None,
+    approve_ops: Annotated[str | None, typer.Option(
+        "--approve-ops", help="The ops approver's signature file (STATEMENT.sig; the statement beside it).")] = None,
+    approve_finance: Annotated[str | None, typer.Option(
+        "--approve-finance", help="The finance approver's signature file (STATEMENT.sig).")] = None,
+    key: Annotated[Path | None, typer.Option(
+        "--key", help="Live: the operator's roster key (or its .pub with ssh-agent) to sign the go-live.")] = None,
     detected_at: Annotated[str | None, typer.Option(
         "--detected-at", help="When the failure was detected (ISO, UTC); default now.")] = None,
     wait: Annotated[str, typer.Option("--wait", help="How long step 50 follows the payout.")] = "2m",
@@ -149,6 +154,7 @@ def manual_payout(
         flags, params_file=params_file, live=live, rehearsal=rehearsal, send=send,
         approvals={k: v for k, v in (("ops", approve_ops), ("finance", approve_finance)) if v},
         detected_at=parse_ts(detected_at), wait_seconds=parse_duration(wait), console=None if as_json else console,
+        operator_key=key,
     )
     if as_json:
         console.print_json(json.dumps(manual.outcome_dict(outcome), default=str))
@@ -159,13 +165,27 @@ def manual_payout(
 def approve(
     run_id: Annotated[str, typer.Argument(help="The run whose parameters you approve.")],
     role: Annotated[str, typer.Option("--role", help="ops | finance")],
-    approver: Annotated[str, typer.Option("--approver", help="Your UUID.")],
+    key: Annotated[Path | None, typer.Option("--key", help="Sign now with this key (private key file, or its .pub "
+                                                            "with ssh-agent).")] = None,
+    signature: Annotated[Path | None, typer.Option(
+        "--signature", help="Submit a signature made with `ssh-keygen -Y sign` (STATEMENT.sig).")] = None,
+    statement: Annotated[Path | None, typer.Option(
+        "--statement", help="The statement file that was signed (default: the .sig path without .sig).")] = None,
+    statement_only: Annotated[bool, typer.Option("--statement-only", help="Print exactly the statement to sign, "
+                                                                           "nothing else.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Sign without asking (with --key).")] = False,
     note: Annotated[str | None, typer.Option("--note")] = None,
+    approver: Annotated[str | None, typer.Option("--approver", hidden=True)] = None,
 ) -> None:
-    """Record an approval, bound to the sha256 of the run's parameters (shown before recording)."""
-    from payops import manual
+    """Sign the run's statement (run, role, parameters sha256, payload) and record it if the roster says it counts."""
+    if approver is not None:
+        raise ParamsInvalid(FieldProblem("--approver", "a typed approver id proves nothing and is no longer "
+                                                       "accepted: sign the statement with --key, or submit a "
+                                                       "signature with --signature (see `payops approve --help`)"))
+    from payops.approvals.submit import approve as approve_run
 
-    manual.approve(run_id, role=role, approver=approver, note=note, console=console)
+    approve_run(run_id, role=role, key=key, signature=signature, statement_file=statement,
+                statement_only=statement_only, note=note, yes=yes, console=console)
 
 
 @app.command()
@@ -224,11 +244,13 @@ def runs_resume(
     run_id: Annotated[str, typer.Argument()],
     live: Annotated[bool, typer.Option("--live", help="Turn an approved dry run into the live run.")] = False,
     wait: Annotated[str, typer.Option("--wait")] = "2m",
+    key: Annotated[Path | None, typer.Option(
+        "--key", help="With --live: the operator's roster key (or .pub with ssh-agent) to sign the go-live.")] = None,
 ) -> None:
     """Finish a run from its first unfinished step (a dry run with --live starts its live run)."""
     from payops import manual
 
-    manual.resume(run_id, live=live, wait_seconds=parse_duration(wait), console=console)
+    manual.resume(run_id, live=live, wait_seconds=parse_duration(wait), console=console, operator_key=key)
 
 
 # --- archive ---------------------------------------------------------------------------------------
@@ -236,13 +258,14 @@ def runs_resume(
 @handles_errors
 def archive_verify(path: Annotated[Path | None, typer.Argument(help="Output dir (default) or one run folder.")]
                    = None) -> None:
-    """Check every manifest, file and chain link; name the first that no longer matches."""
+    """Check every manifest, file, chain link and signed approval; name the first that no longer matches."""
+    from payops.approvals.evidence import verify_run_approvals
     from payops.archive import verify_archive
     from payops.config import get_settings
     from payops.errors import ArchiveError
 
     target = path or get_settings().output_dir
-    report = verify_archive(target)
+    report = verify_archive(target, run_checks=(verify_run_approvals,))  # signatures re-verified with ssh-keygen
     if not report.ok:
         for p in report.problems:
             err_console.print(Text.assemble(("✗ ", "red"), p), soft_wrap=True)

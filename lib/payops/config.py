@@ -60,6 +60,10 @@ class Settings(BaseSettings):
         None, validation_alias=_env("PAYOPS_OPERATOR_ID"),
         description="UUID of the person running a runbook (default for --operator).",
     )
+    ssh_keygen: str = Field(
+        "ssh-keygen", validation_alias=_env("PAYOPS_SSH_KEYGEN"),
+        description="OpenSSH's ssh-keygen, which signs and verifies approvals (a name on PATH or a path).",
+    )
     incident_url_template: str = Field(
         "https://incidents.example.com/{incident_id}", validation_alias=_env("PAYOPS_INCIDENT_URL_TEMPLATE")
     )

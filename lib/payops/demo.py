@@ -1,19 +1,24 @@
 """``make demo``: the manual payout SOP end to end, offline — then the reconciliation and the next cycle.
 
 Starts the Stripe sandbox and the local Slack/SMTP sinks in this process, uses an embedded SQLite
-database (``var/demo.db``, recreated each time), seeds both sides, then runs the SOP exactly as ops
-would: a dry run, two approvals, the live run. Shows the transfer in Stripe, the audit row, the
-delivered messages and the archive; reconciles 2026-09-01 … 2026-11-30 (the planted breaks), runs the
-next automated payout cycle (2026-12-01: dry run, then live), runs the monitoring checker over the demo's
-history (every rule fires: PagerDuty, Slack, Jira and email reach the local sinks) and the dashboards, and
-verifies the archive's hash chain.
+database (``var/demo.db``, recreated each time), seeds both sides, enrolls a test-only approver roster
+whose keys are generated into a temporary folder, then runs the SOP exactly as ops would: a dry run, two
+signed approvals (ops with ``--key``, finance offline with ``ssh-keygen -Y sign``), the live run with the
+operator's signed go-live — and re-verifies the approvals from the archive folder with ``ssh-keygen``.
+Shows the transfer in Stripe, the audit row, the delivered messages and the archive; reconciles
+2026-09-01 … 2026-11-30 (the planted breaks), runs the next automated payout cycle (2026-12-01: dry run,
+then live), runs the monitoring checker over the demo's history (every rule fires: PagerDuty, Slack, Jira
+and email reach the local sinks) and the dashboards, and verifies the archive's hash chain.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 from rich.console import Console
@@ -21,6 +26,10 @@ from rich.panel import Panel
 from rich.table import Table
 
 from payops import demo_data
+from payops.approvals import NAMESPACE, submit
+from payops.approvals.evidence import verify_run_approvals
+from payops.approvals.testkeys import GeneratedRoster, enroll_test_roster, sign_offline
+from payops.config import Settings
 
 OPERATOR = "aaaaaaaa-0000-4000-8000-000000000001"
 OPS_APPROVER = "bbbbbbbb-0000-4000-8000-000000000002"
@@ -31,6 +40,33 @@ SOP_FLAGS = {
     "amount": "875.50", "reserve_after": "120.00", "reason": "automated payout failed (cycle 2026-11-15)",
     "destination_account": demo_data.STUDIO_A.account_id, "notes": "payops demo", "operator": OPERATOR,
 }
+
+
+def _enroll(keydir: Path, settings: Settings, console: Console) -> GeneratedRoster:
+    """The demo's approver roster: three test-only people whose keys are generated now (deleted after)."""
+    console.rule("[bold]0. The approver roster (test-only keys generated for this demo, never committed)")
+    team = enroll_test_roster(keydir, [
+        ("operator", OPERATOR, "Oscar Operator (demo)", ("operator",)),
+        ("ops", OPS_APPROVER, "Olivia Ops (demo)", ("ops",)),
+        ("finance", FINANCE_APPROVER, "Farid Finance (demo)", ("finance",)),
+    ], by=OPERATOR, settings=settings)
+    t = Table("person", "name", "role", "key")
+    for m in team.members.values():
+        t.add_row(m.person_id, m.name, ", ".join(m.roles), m.fingerprint)
+    console.print(t)
+    return team
+
+
+def _audit_approvals(run_dir: Path, console: Console) -> None:
+    """What an auditor runs a year later, from the run folder alone: ssh-keygen -Y verify per approval."""
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    t = Table("approval", "ssh-keygen -Y verify (from the archive folder alone)")
+    for e in manifest["approvals"]:
+        cmd = shlex.split(e["verify_command"].split(" < ")[0])
+        proc = subprocess.run(cmd, cwd=run_dir, input=(run_dir / e["statement"]).read_bytes(), capture_output=True,
+                              check=False)
+        t.add_row(f"{e['role']}: {e['name']}", (proc.stdout or proc.stderr).decode().strip())
+    console.print(t)
 
 
 def main() -> None:
@@ -74,15 +110,23 @@ def main() -> None:
         console.print(f"seeded {seeded.studios} studios, {seeded.payout_runs} payout runs, "
                       f"{seeded.ledger_payouts} ledger payouts (cycle 2026-11-15 failed: 875.50 CAD unpaid)\n")
 
-        console.rule("[bold]1. Dry run")
-        dry = manual.run_manual_payout(SOP_FLAGS, console=console, settings=settings)
+        with tempfile.TemporaryDirectory(prefix="payops-demo-keys-") as keydir:
+            team = _enroll(Path(keydir), settings, console)
 
-        console.rule("[bold]2. Approvals (ops, then finance)")
-        manual.approve(dry.run_id, role="ops", approver=OPS_APPROVER, note="demo", console=console)
-        manual.approve(dry.run_id, role="finance", approver=FINANCE_APPROVER, note="demo", console=console)
+            console.rule("[bold]1. Dry run")
+            dry = manual.run_manual_payout(SOP_FLAGS, console=console, settings=settings)
 
-        console.rule("[bold]3. Live run")
-        live = manual.resume(dry.run_id, live=True, wait_seconds=60, console=console, settings=settings)
+            console.rule("[bold]2. Approvals: ops signs at the desk, finance signs offline")
+            submit.approve(dry.run_id, role="ops", key=team["ops"].key_path, note="demo", console=console)
+            sig = sign_offline(dry.run_id, "finance", team["finance"].key_path, Path(keydir))
+            console.print(f"finance, at home: payops approve {dry.run_id} --role finance --statement-only > "
+                          f"{sig.with_suffix('').name} ; ssh-keygen -Y sign -f ~/.ssh/id_ed25519 -n {NAMESPACE} "
+                          f"{sig.with_suffix('').name} — then submits {sig.name}:", markup=False, soft_wrap=True)
+            submit.approve(dry.run_id, role="finance", signature=sig, note="demo", console=console)
+
+            console.rule("[bold]3. Live run (the operator signs the go-live)")
+            live = manual.resume(dry.run_id, live=True, wait_seconds=60, console=console, settings=settings,
+                                 operator_key=team["operator"].key_path)
 
         console.rule("[bold]4. What happened")
         tr_id = live.results["20-transfer"]["transfer_id"]
@@ -112,6 +156,7 @@ def main() -> None:
         for e in sinks.emails():
             console.print(Panel(e["text"][:900], title=f"Email to {', '.join(e['rcpt_tos'])}: {e['subject']}"))
         console.print(f"archive: {live.run_dir}", soft_wrap=True)
+        _audit_approvals(live.run_dir, console)
         console.rule("[bold]5. Finance reconciliation, 2026-09-01 … 2026-11-30 (Stripe vs ledger)")
         from payops.reconcile.cli import run_reconciliation
         from payops.reconcile.params import validate_recon
@@ -125,7 +170,7 @@ def main() -> None:
         cycle_cli.run_cmd(cycle_date=demo_data.NEXT_CYCLE.isoformat(), dry_run=False, live=True)
         cycle_cli.status_cmd(limit=8)
         show_monitoring(console, settings, sinks)
-        report = verify_archive(settings.output_dir)
+        report = verify_archive(settings.output_dir, run_checks=(verify_run_approvals,))
         console.print(("[green]✓ archive verifies[/]" if report.ok else f"[red]✗ {report.first_problem}[/]")
                       + f" — {report.runs_checked} run(s) in the chain")
         console.print(json.dumps({"dry_run": dry.run_id, "live_run": live.run_id, "transfer": tr_id,

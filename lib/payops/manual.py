@@ -20,9 +20,9 @@ from rich.table import Table
 from payops import runner, runstate
 from payops.config import Settings, get_settings
 from payops.db import session_scope
-from payops.db.models import RunbookRun
+from payops.db.models import GoLiveSignature, RunbookRun
 from payops.errors import FieldProblem, ParamsInvalid, PayopsError
-from payops.params import ManualPayoutParams, canonical_uuid, load_params_file, validate_manual_payout
+from payops.params import ManualPayoutParams, load_params_file, validate_manual_payout
 
 SOP = "manual_payout"
 
@@ -38,23 +38,17 @@ def gather_params(flags: dict[str, Any], *, params_file: Path | None, live: bool
     return validate_manual_payout(data)
 
 
-def _check_approval_flags(approvals: dict[str, str], operator: str | None) -> dict[str, str]:
-    problems: list[FieldProblem] = []
-    clean: dict[str, str] = {}
-    for role, who in approvals.items():
-        flag = f"--approve-{role}"
-        try:
-            clean[role] = canonical_uuid(who, flag)
-        except ValueError as exc:
-            problems.append(FieldProblem(flag, str(exc)))
-            continue
-        if operator and clean[role] == operator:
-            problems.append(FieldProblem(flag, "the operator cannot approve their own payout"))
-    if "ops" in clean and "finance" in clean and clean["ops"] == clean["finance"]:
-        problems.append(FieldProblem("--approve-finance", "must be a different person from --approve-ops"))
-    if problems:
-        raise ParamsInvalid(problems, "approvals")
-    return clean
+def _check_approval_flags(approvals: dict[str, str], live: bool) -> dict[str, Any]:
+    """``--approve-ops/--approve-finance`` are signature files (read here; verified by the live preflight)."""
+    if not approvals:
+        return {}
+    if not live:
+        raise ParamsInvalid([FieldProblem(f"--approve-{role}", "signatures go with --live (or on their own: "
+                                                               f"`payops approve RUN_ID --role {role} --signature "
+                                                               "FILE`)") for role in approvals], "approvals")
+    from payops.approvals.golive import load_flags
+
+    return load_flags(approvals)
 
 
 @contextmanager
@@ -78,24 +72,36 @@ def _progress(console: Console | None) -> Iterator[Any]:
         status.stop()
 
 
+def _show_golive(console: Console | None) -> Any:
+    def show(text: str) -> None:
+        if console is not None:
+            console.rule("[bold]Go-live statement you are signing")
+            console.print(text, markup=False, highlight=False, soft_wrap=True, end="")
+            console.rule()
+    return show
+
+
 def run_manual_payout(
     flags: dict[str, Any], *, params_file: Path | None = None, live: bool = False, rehearsal: bool = False,
     send: bool = True, approvals: dict[str, str] | None = None, detected_at: datetime | None = None,
     wait_seconds: float = 120.0, console: Console | None = None, settings: Settings | None = None,
+    operator_key: Path | None = None,
 ) -> runner.RunOutcome:
-    """Validate everything that can be validated before any write, then create and execute the run."""
+    """Validate everything that can be validated before any write, then create and execute the run.
+
+    ``approvals`` maps ops/finance to signature files; a live run also needs ``operator_key`` (the
+    operator signs the go-live). See ``payops.approvals.golive``."""
     settings = settings or get_settings()
     params = gather_params(flags, params_file=params_file, live=live, rehearsal=rehearsal, send=send)
-    approvals = _check_approval_flags(approvals or {}, params.operator)
+    submissions = _check_approval_flags(approvals or {}, live)
     params = runner.resolve_manual_payout(params, settings)
     runner.preflight_key(params, settings)
+    plan = None
     if live:
-        runner.preflight_live(params, settings, extra_approvals=approvals)
-    run = runner.prepare_run(SOP, params, live=live, settings=settings, detected_at=detected_at)
-    if approvals:
-        with session_scope(settings) as s:
-            for role, who in approvals.items():
-                runstate.record_approval(s, run_id=run.id, role=role, approver_id=who, note="recorded by flag")
+        plan = runner.preflight_live(params, settings, submissions=submissions, operator_key=operator_key,
+                                     show=_show_golive(console))
+    run = runner.prepare_run(SOP, params, live=live, settings=settings, detected_at=detected_at,
+                             run_id=plan.run_id if plan else None, on_created=plan.record if plan else None)
     if console:
         console.print(f"[bold]{'LIVE' if live else 'DRY RUN'}[/] manual payout · run [cyan]{run.id}[/] · "
                       f"params sha256 {run.params_hash}")
@@ -153,11 +159,15 @@ def report(outcome: runner.RunOutcome, console: Console) -> None:
         run = runstate.get_run(s, outcome.run_id)
         mode, phash = run.mode, run.params_hash
     if outcome.status == "succeeded" and mode == "dry-run":
-        console.print("\nNext: each approver reviews and records their approval, then the operator goes live:")
-        console.print(f"  payops approve {outcome.run_id} --role ops --approver <OPS_UUID>")
-        console.print(f"  payops approve {outcome.run_id} --role finance --approver <FINANCE_UUID>")
-        console.print(f"  payops runs resume {outcome.run_id} --live")
-        console.print(f"(approvals are bound to params sha256 {phash})")
+        from payops.approvals.statement import commands
+
+        console.print("\nNext: each approver reviews the statement and signs it with their own key, then the "
+                      "operator goes live, signing the go-live with theirs:", soft_wrap=True)
+        for role in ("ops", "finance", "operator"):
+            for cmd in commands(outcome.run_id, role):
+                console.print(f"  {cmd}", markup=False, soft_wrap=True)
+        console.print(f"(approvals are bound to params sha256 {phash}; `payops approvers list` shows who may sign)",
+                      soft_wrap=True)
 
 
 def outcome_dict(outcome: runner.RunOutcome) -> dict[str, Any]:
@@ -166,28 +176,8 @@ def outcome_dict(outcome: runner.RunOutcome) -> dict[str, Any]:
             "results": outcome.results}
 
 
-def approve(run_id: str, *, role: str, approver: str, note: str | None, console: Console) -> None:
-    from rich.syntax import Syntax
-
-    with session_scope() as s:
-        run = runstate.get_run(s, run_id)
-        params = json.loads(run.params_json)
-    business = {k: v for k, v in params.items() if k not in ("dry_run", "send_notifications")}
-    console.rule(f"You are approving run {run_id} as {role}")
-    console.print(Syntax(json.dumps(business, indent=2, ensure_ascii=False), "json", word_wrap=True))
-    console.print(f"parameters sha256 {run.params_hash}")
-    with session_scope() as s:
-        view = runstate.record_approval(s, run_id=run_id, role=role, approver_id=approver, note=note)
-        have = runstate.approvals_for(s, run.params_hash)
-    console.print(f"[green]✔[/] {view.role} approval by {view.approver_id} recorded at "
-                  f"{view.decided_at:%Y-%m-%d %H:%M:%S}Z")
-    missing = [r for r in runstate.ROLES if r not in have]
-    console.print("still needed: " + ", ".join(missing) if missing else
-                  f"both approvals present: `payops runs resume {run_id} --live`")
-
-
 def resume(run_id: str, *, live: bool, wait_seconds: float, console: Console | None,
-           settings: Settings | None = None) -> runner.RunOutcome:
+           settings: Settings | None = None, operator_key: Path | None = None) -> runner.RunOutcome:
     settings = settings or get_settings()
     with session_scope(settings) as s:
         run = runstate.get_run(s, run_id)
@@ -202,8 +192,9 @@ def resume(run_id: str, *, live: bool, wait_seconds: float, console: Console | N
         return outcome
     if mode == "dry-run" and live:
         params = validate_manual_payout(json.loads(params_json) | {"dry_run": False})
-        runner.preflight_live(params, settings)
-        new = runner.prepare_run(SOP, params, live=True, settings=settings, parent_run_id=run_id)
+        plan = runner.preflight_live(params, settings, operator_key=operator_key, show=_show_golive(console))
+        new = runner.prepare_run(SOP, params, live=True, settings=settings, parent_run_id=run_id,
+                                 run_id=plan.run_id, on_created=plan.record)
         if console:
             console.print(f"[bold]LIVE[/] run [cyan]{new.id}[/] from approved dry run {run_id}")
         return _execute(new.id, settings, wait_seconds, console)
@@ -253,8 +244,12 @@ def show_run(run_id: str) -> dict[str, Any]:
             "detected_at": run.detected_at, "started_at": run.started_at,
             "steps": [{"step": x.step, "status": x.status, "attempts": x.attempts, "notebook": x.notebook_path,
                        "error": x.error, "finished_at": x.finished_at} for x in runstate.steps_of(s, run_id)],
-            "approvals": [a.as_dict() for a in runstate.approvals_for(s, run.params_hash).values()],
+            "approvals": [a.as_dict() for a in runstate.approvals_for(s, run.params_hash).values()]
+            + [a.as_dict() for a in runstate.legacy_approvals(s, run.params_hash)],
         }
+        go = s.get(GoLiveSignature, run_id)
+        info["golive"] = None if go is None else {
+            "operator": go.person_id, "key_fingerprint": go.key_fingerprint, "signed_at": go.signed_at.isoformat()}
     return info
 
 
@@ -268,8 +263,15 @@ def print_run(info: dict[str, Any], console: Console) -> None:
     for st in info["steps"]:
         t.add_row(st["step"], st["status"], str(st["attempts"]), st["notebook"] or "")
     console.print(t)
-    a = Table("role", "approver", "decided (UTC)", "approved on run")
+    a = Table("role", "approver")
+    a.add_column("status", no_wrap=True)
+    for col in ("key", "decided (UTC)", "statement of run"):
+        a.add_column(col)
     for ap in info["approvals"]:
-        a.add_row(ap["role"], ap["approver_id"], ap["decided_at"][:19], ap["run_id"])
+        a.add_row(ap["role"], ap["approver_id"], ap.get("status", "signed"), ap.get("key_fingerprint") or "—",
+                  ap["decided_at"][:19], ap["run_id"])
+    go = info.get("golive")
+    if go:
+        a.add_row("go-live", go["operator"], "signed", go["key_fingerprint"], go["signed_at"][:19], info["id"])
     console.print(a)
     console.print_json(json.dumps(info["params"]))

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from payops import archive, runstate
 from payops.config import Settings, get_settings
 from payops.db import session_scope
 from payops.db.models import LedgerPayout, ManualPayout, RunbookRun, utcnow
-from payops.errors import ApprovalMissing, ArchiveError, FieldProblem, ParamsInvalid, PayopsError, exit_code_for
+from payops.errors import ArchiveError, FieldProblem, ParamsInvalid, PayopsError, exit_code_for
 from payops.faultpoints import maybe_kill
 from payops.params import ManualPayoutParams
 
@@ -119,47 +120,44 @@ def preflight_key(params: ManualPayoutParams, settings: Settings) -> None:
         raise ParamsInvalid(problems, "environment")
 
 
-def preflight_live(params: ManualPayoutParams, settings: Settings, extra_approvals: dict[str, str] | None = None
-                   ) -> None:
-    """Before a live run is created: the key and dual approval. Raises, changing nothing."""
+def preflight_live(params: ManualPayoutParams, settings: Settings, *, submissions: dict[str, Any] | None = None,
+                   operator_key: Path | None = None, show: Callable[[str], None] | None = None) -> Any:
+    """Before a live run is created: the key, the operator, the signed approvals and the operator's
+    go-live signature (``payops.approvals.golive``). Raises, changing nothing; returns the plan whose
+    ``record`` writes them with the run (``prepare_run(..., run_id=plan.run_id, on_created=plan.record)``)."""
+    from payops.approvals import golive
+
     problems = _fallback_key_problems(params, settings)
     if params.operator is None:
         problems.append(FieldProblem("operator", "a live run needs --operator UUID (or PAYOPS_OPERATOR_ID)"))
     if problems:
         raise ParamsInvalid(problems, "live run")
-    with session_scope(settings) as s:
-        approvals = runstate.approvals_for(s, params.params_hash())
-    pending = {role: who for role, who in (extra_approvals or {}).items() if role not in approvals}
-    view = dict(approvals)
-    for role, who in pending.items():
-        view[role] = runstate.ApprovalView(role, who, "", params.params_hash(), utcnow())
-    aproblems = runstate.approval_problems(view, params.operator)
-    if aproblems:
-        with session_scope(settings) as s:
-            voided = runstate.other_hash_approvals(s, params.ledger_payout_id, params.params_hash())
-        raise ApprovalMissing(
-            "live run refused: " + "; ".join(str(p) for p in aproblems)
-            + (f"; voided because the parameters changed: {', '.join(voided)}" if voided else "")
-            + f" — parameters sha256 {params.params_hash()}")
+    return golive.plan(params, settings, submissions=submissions, operator_key=operator_key, show=show)
 
 
 def create_run(sop: str, *, params: dict[str, Any], params_hash: str, mode: str, subject_key: str | None,
                operator: str | None = None, settings: Settings | None = None, parent_run_id: str | None = None,
-               detected_at: datetime | None = None) -> RunbookRun:
-    """Create any runbook's run, its steps and its archive folder (parameters already validated)."""
+               detected_at: datetime | None = None, run_id: str | None = None,
+               on_created: Callable[[Session, RunbookRun], None] | None = None) -> RunbookRun:
+    """Create any runbook's run, its steps and its archive folder (parameters already validated).
+    ``on_created`` writes more rows in the same transaction (e.g. a live run's go-live signature)."""
     settings = settings or get_settings()
-    run_id = str(uuid.uuid4())
+    run_id = run_id or str(uuid.uuid4())
     folder = archive.run_dir(settings.output_dir.resolve(), sop, run_id, utcnow())
     with session_scope(settings) as s:
-        return runstate.create_run(
+        run = runstate.create_run(
             s, sop=sop, mode=mode, params=params, params_hash=params_hash, steps=list(SOPS[sop]),
             subject_key=subject_key, operator=operator, output_dir=str(folder), parent_run_id=parent_run_id,
             detected_at=detected_at, run_id=run_id,
         )
+        if on_created is not None:
+            on_created(s, run)
+        return run
 
 
 def prepare_run(sop: str, params: ManualPayoutParams, *, live: bool, settings: Settings | None = None,
-                parent_run_id: str | None = None, detected_at: datetime | None = None) -> RunbookRun:
+                parent_run_id: str | None = None, detected_at: datetime | None = None, run_id: str | None = None,
+                on_created: Callable[[Session, RunbookRun], None] | None = None) -> RunbookRun:
     """Create a manual payout run. Parameters must already be validated and resolved."""
     settings = settings or get_settings()
     if params.currency is None:
@@ -177,7 +175,7 @@ def prepare_run(sop: str, params: ManualPayoutParams, *, live: bool, settings: S
     return create_run(
         sop, params=params.model_dump(mode="json"), params_hash=params.params_hash(), mode=mode_for(params),
         subject_key=params.ledger_payout_id, operator=params.operator, settings=settings,
-        parent_run_id=parent_run_id, detected_at=detected_at,
+        parent_run_id=parent_run_id, detected_at=detected_at, run_id=run_id, on_created=on_created,
     )
 
 
@@ -295,15 +293,20 @@ def seal(run_id: str, *, settings: Settings | None = None) -> Path:
         run = runstate.get_run(s, run_id)
         steps = [{"step": x.step, "status": x.status, "attempts": x.attempts, "error": x.error}
                  for x in runstate.steps_of(s, run_id)]
-        approvals = [a.as_dict() for a in runstate.approvals_for(s, run.params_hash).values()]
+        folder = Path(run.output_dir or ".")
+        # issue #18: the signed statements, signatures and allowed_signers go into the folder before sealing
+        from payops.approvals.evidence import SCHEMA as APPROVAL_EVIDENCE
+        from payops.approvals.evidence import write_run_evidence
+
+        approvals = write_run_evidence(s, run, folder)
         meta = {
             "params": json.loads(run.params_json), "params_hash": run.params_hash, "mode": run.mode,
-            "status": run.status, "approvals": approvals, "steps": steps, "operator": run.operator,
+            "status": run.status, "approvals": approvals, "approval_evidence": APPROVAL_EVIDENCE, "steps": steps,
+            "operator": run.operator,
             "parent_run_id": run.parent_run_id,
             "started_at": run.started_at.isoformat() if run.started_at else None,
             "finished_at": run.finished_at.isoformat() if run.finished_at else None,
         }
-        folder = Path(run.output_dir or ".")
     manifest = archive.seal_run(folder, output_root=settings.output_dir.resolve(), meta=meta,
                                 extra_secrets=settings.secret_values())
     digest = archive.sha256_file(manifest)

@@ -1,7 +1,8 @@
 """The runner's state in the database: runs, steps, leases and approvals.
 
 A run is one execution of a runbook with one set of parameters (dry-run, live or rehearsal).
-Approvals are bound to the parameters' sha256: a changed amount voids them.
+Approvals are bound to the parameters' sha256: a changed amount voids them. Approvals are signed and
+checked by ``payops.approvals``; this module only reads them.
 """
 
 from __future__ import annotations
@@ -15,12 +16,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from payops.db.models import Approval, RunbookRun, RunbookStep, utcnow
-from payops.errors import ApprovalMissing, ConcurrentRun, FieldProblem, ParamsInvalid, PayopsError
-from payops.params import canonical_uuid
+from payops.errors import ConcurrentRun, FieldProblem, PayopsError
 
 LEASE_SECONDS = 15 * 60
 ROLES = ("ops", "finance")
@@ -123,6 +122,12 @@ def step_row(s: Session, run_id: str, step: str) -> RunbookStep:
 
 
 # --- approvals -----------------------------------------------------------------------------------
+# Signed approvals are written and verified by ``payops.approvals``; this is the read side the SOP
+# steps share. Only signed approvals count; rows recorded before signatures (``kind = 'unsigned'``)
+# are shown as "unsigned (legacy)" and never count.
+SIGNED = "sshsig"
+
+
 @dataclass(frozen=True)
 class ApprovalView:
     role: str
@@ -130,15 +135,41 @@ class ApprovalView:
     run_id: str
     params_hash: str
     decided_at: datetime
+    kind: str = SIGNED
+    key_fingerprint: str | None = None
+    statement: str | None = None
+    signature: str | None = None
 
-    def as_dict(self) -> dict[str, str]:
+    @property
+    def signed(self) -> bool:
+        return self.kind == SIGNED
+
+    @property
+    def status(self) -> str:
+        return "signed" if self.signed else "unsigned (legacy)"
+
+    def as_dict(self) -> dict[str, Any]:
         return {"role": self.role, "approver_id": self.approver_id, "run_id": self.run_id,
-                "params_hash": self.params_hash, "decided_at": self.decided_at.isoformat()}
+                "params_hash": self.params_hash, "decided_at": self.decided_at.isoformat(),
+                "signed": self.signed, "status": self.status, "key_fingerprint": self.key_fingerprint}
+
+
+def _view(a: Approval) -> ApprovalView:
+    return ApprovalView(a.role, a.approver_id, a.run_id, a.params_hash, a.decided_at, a.kind, a.key_fingerprint,
+                        a.statement, a.signature)
 
 
 def approvals_for(s: Session, params_hash: str) -> dict[str, ApprovalView]:
-    rows = s.scalars(select(Approval).where(Approval.params_hash == params_hash))
-    return {a.role: ApprovalView(a.role, a.approver_id, a.run_id, a.params_hash, a.decided_at) for a in rows}
+    """The signed approvals of these exact parameters, by role (legacy rows never count)."""
+    rows = s.scalars(select(Approval).where(Approval.params_hash == params_hash, Approval.kind == SIGNED))
+    return {a.role: _view(a) for a in rows}
+
+
+def legacy_approvals(s: Session, params_hash: str) -> list[ApprovalView]:
+    """Approvals recorded before signatures existed: shown as "unsigned (legacy)", never counted."""
+    rows = s.scalars(select(Approval).where(Approval.params_hash == params_hash, Approval.kind != SIGNED)
+                     .order_by(Approval.id))
+    return [_view(a) for a in rows]
 
 
 def approver_ids(approvals: dict[str, ApprovalView]) -> tuple[str | None, str | None]:
@@ -148,13 +179,14 @@ def approver_ids(approvals: dict[str, ApprovalView]) -> tuple[str | None, str | 
 
 
 def approval_problems(approvals: dict[str, ApprovalView], operator: str | None) -> list[FieldProblem]:
-    """Dual control: one ops, one finance, distinct people, neither the operator."""
+    """Dual control over who approved: one ops, one finance, distinct people, neither the operator.
+    (Whether each signature is genuine is ``payops.approvals.checks``' to say.)"""
     problems: list[FieldProblem] = []
     for role in ROLES:
         if role not in approvals:
             problems.append(FieldProblem(
                 f"approvals.{role}", f"no {role} approval recorded for these exact parameters "
-                f"(record one with `payops approve RUN_ID --role {role} --approver UUID`)"))
+                f"(sign one: `payops approve RUN_ID --role {role} --key ~/.ssh/id_ed25519`)"))
     ops, fin = approvals.get("ops"), approvals.get("finance")
     if ops and fin and ops.approver_id == fin.approver_id:
         problems.append(FieldProblem("approvals", f"ops and finance approvals are both by {ops.approver_id}: "
@@ -171,39 +203,6 @@ def other_hash_approvals(s: Session, subject_key: str | None, params_hash: str) 
         return []
     rows = s.execute(
         select(Approval.role, Approval.params_hash).join(RunbookRun, RunbookRun.id == Approval.run_id)
-        .where(RunbookRun.subject_key == subject_key, Approval.params_hash != params_hash)
+        .where(RunbookRun.subject_key == subject_key, Approval.params_hash != params_hash, Approval.kind == SIGNED)
     ).all()
     return [f"{role} approval for parameters {h[:12]}…" for role, h in rows]
-
-
-def record_approval(s: Session, *, run_id: str, role: str, approver_id: str, note: str | None = None) -> ApprovalView:
-    """Bind an approval to the run's parameter hash. Refuses self-approval and one person in both roles."""
-    problems: list[FieldProblem] = []
-    if role not in ROLES:
-        problems.append(FieldProblem("--role", f"must be one of {', '.join(ROLES)}, got {role!r}"))
-    try:
-        approver_id = canonical_uuid(approver_id, "--approver")
-    except ValueError as exc:
-        problems.append(FieldProblem("--approver", str(exc)))
-    if problems:
-        raise ParamsInvalid(problems, "approval")
-    run = get_run(s, run_id)
-    if run.operator and run.operator == approver_id:
-        raise ParamsInvalid(FieldProblem("--approver", "the operator of this run cannot approve it"), "approval")
-    existing = approvals_for(s, run.params_hash)
-    other = existing.get("finance" if role == "ops" else "ops")
-    if other and other.approver_id == approver_id:
-        raise ParamsInvalid(FieldProblem(
-            "--approver", f"{approver_id} already approved as {other.role}; the two approvers must differ"), "approval")
-    same = existing.get(role)
-    if same:
-        if same.approver_id == approver_id:
-            return same
-        raise ApprovalMissing(f"{role} approval for these parameters was already given by {same.approver_id}")
-    row = Approval(run_id=run_id, params_hash=run.params_hash, role=role, approver_id=approver_id, note=note)
-    s.add(row)
-    try:
-        s.flush()
-    except IntegrityError:
-        raise ApprovalMissing(f"{role} approval for these parameters was recorded concurrently; re-check") from None
-    return ApprovalView(role, approver_id, run_id, run.params_hash, row.decided_at)

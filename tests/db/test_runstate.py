@@ -3,6 +3,7 @@ and the transfer-intent lock."""
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import subprocess
@@ -12,10 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from approval_helpers import sign
 from payops import db, runstate
+from payops.approvals import checks, submit
 from payops.config import get_settings
 from payops.db.models import Approval, RunbookRun, RunbookStep, TransferIntent, utcnow
 from payops.db.seed import seed_ledger
@@ -61,9 +65,12 @@ def new_run(**over: Any) -> RunbookRun:
     return prepare_run("manual_payout", mp(**over), live=False)
 
 
-def approve(run_id: str, role: str, who: str) -> runstate.ApprovalView:
-    with db.session_scope() as s:
-        return runstate.record_approval(s, run_id=run_id, role=role, approver_id=who)
+def approve(run_id: str, role: str, key: Path, tmp: Path) -> runstate.ApprovalView:
+    """Sign ``role``'s statement of ``run_id`` with ``key`` (offline, plain ssh-keygen) and submit it."""
+    sig = sign(run_id, role, key, tmp / "sigs", name=f"{role}-{key.name}-{run_id[:8]}.statement")
+    view = submit.approve(run_id, role=role, signature=sig, console=Console(file=io.StringIO()))
+    assert view is not None
+    return view
 
 
 def approvals(params_hash: str) -> dict[str, runstate.ApprovalView]:
@@ -87,11 +94,23 @@ def test_prepare_run_records_run_and_steps(world: str, tmp_path: Path) -> None:
         assert s.get(RunbookRun, run.id) is not None
 
 
-# --- approvals -----------------------------------------------------------------------------------
-def test_ops_and_finance_recorded_and_bound_to_hash(world: str) -> None:
+# --- approvals (signed: see tests/approvals for every refusal) ------------------------------------
+@pytest.fixture()
+def people(world: str, roster, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The roster plus a second ops approver (SOMEONE_ELSE) and "both", enrolled as ops and finance."""
+    from payops.approvals.testkeys import enroll_test_roster
+
+    extra = enroll_test_roster(tmp_path / "keys", [("someone", SOMEONE_ELSE, "Sam Else", ("ops",)),
+                                                   ("both", "eeeeeeee-0000-4000-8000-000000000005", "Bo Both",
+                                                    ("ops", "finance"))], by=OPERATOR)
+    roster.members.update(extra.members)
+    return roster
+
+
+def test_ops_and_finance_recorded_and_bound_to_hash(people, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     run = new_run()
-    ops = approve(run.id, "ops", OPS_APPROVER)
-    fin = approve(run.id, "finance", FINANCE_APPROVER)
+    ops = approve(run.id, "ops", people["ops"].key_path, tmp_path)
+    fin = approve(run.id, "finance", people["finance"].key_path, tmp_path)
     assert (ops.role, ops.approver_id, ops.run_id, ops.params_hash) == ("ops", OPS_APPROVER, run.id, run.params_hash)
     assert (fin.role, fin.approver_id, fin.params_hash) == ("finance", FINANCE_APPROVER, run.params_hash)
     got = approvals(run.params_hash)
@@ -101,59 +120,78 @@ def test_ops_and_finance_recorded_and_bound_to_hash(world: str) -> None:
     assert got["ops"].decided_at.tzinfo is not None
     assert runstate.approval_problems(got, OPERATOR) == []
     assert got["ops"].as_dict()["params_hash"] == run.params_hash
+    # the approval is the signature: bound to the approver's roster key, the statement kept verbatim
+    assert got["ops"].signed and got["ops"].key_fingerprint == people["ops"].fingerprint
+    assert f"run: {run.id}" in (got["ops"].statement or "") and f"parameters sha256: {run.params_hash}" in (
+        got["ops"].statement or "")
+    with db.session_scope() as s:
+        state = checks.approval_problems(s, params_hash=run.params_hash, operator=OPERATOR, settings=get_settings())
+    assert state.problems == [] and state.people() == {"ops": OPS_APPROVER, "finance": FINANCE_APPROVER}
 
 
-def test_approver_id_is_canonicalized(world: str) -> None:
+def test_approver_id_is_canonicalized(world: str, roster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The approver id comes from the roster entry the key belongs to, enrolled in canonical form."""
+    from payops.approvals.testkeys import enroll_test_roster
+
+    upper = "ffffffff-0000-4000-8000-00000000000a"
+    team = enroll_test_roster(tmp_path / "keys", [("upper", upper.upper(), "Upper Case", ("ops",))],
+                              by=OPERATOR.upper())
+    assert team["upper"].person_id == upper.upper()  # as typed …
     run = new_run()
-    view = approve(run.id, "ops", OPS_APPROVER.upper())
-    assert view.approver_id == OPS_APPROVER
-    assert approvals(run.params_hash)["ops"].approver_id == OPS_APPROVER
+    view = approve(run.id, "ops", team["upper"].key_path, tmp_path)
+    assert view.approver_id == upper  # … stored canonical
+    assert approvals(run.params_hash)["ops"].approver_id == upper
 
 
-@pytest.mark.parametrize("who", [OPERATOR, OPERATOR.upper()])
+@pytest.mark.parametrize("operator", [OPERATOR, OPERATOR.upper()])
 @pytest.mark.parametrize("role", ["ops", "finance"])
-def test_operator_cannot_approve_own_run(world: str, role: str, who: str) -> None:
-    run = new_run()
+def test_operator_cannot_approve_own_run(people, tmp_path: Path, role: str, operator: str) -> None:  # type: ignore[no-untyped-def]
+    run = new_run(operator=operator)
     with pytest.raises(ParamsInvalid) as info:
-        approve(run.id, role, who)
-    assert info.value.fields == ["--approver"]
-    assert "operator" in str(info.value)
+        approve(run.id, role, people["operator"].key_path, tmp_path)
+    assert info.value.fields == ["--signature"]
+    assert "operator" in str(info.value) and "cannot approve their own payout" in str(info.value)
     assert approvals(run.params_hash) == {}
 
 
-def test_same_person_cannot_hold_both_roles(world: str) -> None:
+def test_same_person_cannot_hold_both_roles(people, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     run = new_run()
-    approve(run.id, "ops", OPS_APPROVER)
+    approve(run.id, "ops", people["both"].key_path, tmp_path)
     with pytest.raises(ParamsInvalid) as info:
-        approve(run.id, "finance", OPS_APPROVER)
-    assert info.value.fields == ["--approver"]
+        approve(run.id, "finance", people["both"].key_path, tmp_path)
+    assert info.value.fields == ["--signature"]
     assert "must differ" in str(info.value)
     assert set(approvals(run.params_hash)) == {"ops"}
 
 
 @pytest.mark.parametrize(
-    ("role", "who", "fields"),
+    ("role", "signature", "fields"),
     [
-        ("ops", "not-a-uuid", ["--approver"]),
-        ("ops", "bbbbbbbb00004000800000000000000002", ["--approver"]),
-        ("ops", "", ["--approver"]),
-        ("treasury", OPS_APPROVER, ["--role"]),
-        ("Ops", OPS_APPROVER, ["--role"]),
-        ("admin", "bob", ["--role", "--approver"]),
+        ("ops", "not a signature", ["--signature"]),
+        ("ops", "-----BEGIN SSH SIGNATURE-----\n!!!\n-----END SSH SIGNATURE-----\n", ["--signature"]),
+        ("ops", "", ["--signature"]),
+        ("treasury", None, ["--role"]),
+        ("Ops", None, ["--role"]),
+        ("admin", "bob", ["--role", "--signature"]),
     ],
 )
-def test_bad_approver_or_role_named(world: str, role: str, who: str, fields: list[str]) -> None:
+def test_bad_approver_or_role_named(people, tmp_path: Path, role: str, signature: str | None,  # type: ignore[no-untyped-def]
+                                    fields: list[str]) -> None:
     run = new_run()
+    sig = sign(run.id, "ops", people["ops"].key_path, tmp_path / "good")
+    if signature is not None:
+        sig = tmp_path / "bad.sig"
+        sig.write_text(signature)
     with pytest.raises(ParamsInvalid) as info:
-        approve(run.id, role, who)
+        submit.approve(run.id, role=role, signature=sig, console=Console(file=io.StringIO()))
     assert info.value.fields == fields
     assert approvals(run.params_hash) == {}
 
 
-def test_reapproval_by_same_person_is_idempotent(world: str) -> None:
+def test_reapproval_by_same_person_is_idempotent(people, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     run = new_run()
-    first = approve(run.id, "ops", OPS_APPROVER)
-    again = approve(run.id, "ops", OPS_APPROVER)
+    first = approve(run.id, "ops", people["ops"].key_path, tmp_path)
+    again = approve(run.id, "ops", people["ops"].key_path, tmp_path)
     assert again.approver_id == first.approver_id and again.params_hash == first.params_hash
     assert again.decided_at == first.decided_at
     with db.session_scope() as s:
@@ -161,27 +199,27 @@ def test_reapproval_by_same_person_is_idempotent(world: str) -> None:
     assert len(rows) == 1
 
 
-def test_different_person_for_an_approved_role(world: str) -> None:
+def test_different_person_for_an_approved_role(people, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     run = new_run()
-    approve(run.id, "ops", OPS_APPROVER)
+    approve(run.id, "ops", people["ops"].key_path, tmp_path)
     with pytest.raises(ApprovalMissing, match="already given by " + OPS_APPROVER):
-        approve(run.id, "ops", SOMEONE_ELSE)
+        approve(run.id, "ops", people["someone"].key_path, tmp_path)
     assert approvals(run.params_hash)["ops"].approver_id == OPS_APPROVER
 
 
-def test_approvals_carry_over_to_a_rerun_with_the_same_parameters(world: str) -> None:
+def test_approvals_carry_over_to_a_rerun_with_the_same_parameters(people, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     first = new_run()
-    approve(first.id, "ops", OPS_APPROVER)
-    approve(first.id, "finance", FINANCE_APPROVER)
+    approve(first.id, "ops", people["ops"].key_path, tmp_path)
+    approve(first.id, "finance", people["finance"].key_path, tmp_path)
     again = new_run(amount="875.5")  # same parameters, other spelling
     assert again.id != first.id and again.params_hash == first.params_hash
     assert set(approvals(again.params_hash)) == {"ops", "finance"}
 
 
-def test_changed_amount_voids_approvals(world: str) -> None:
+def test_changed_amount_voids_approvals(people, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     first = new_run()
-    approve(first.id, "ops", OPS_APPROVER)
-    approve(first.id, "finance", FINANCE_APPROVER)
+    approve(first.id, "ops", people["ops"].key_path, tmp_path)
+    approve(first.id, "finance", people["finance"].key_path, tmp_path)
     changed = new_run(amount="800.00")
     assert changed.params_hash != first.params_hash
     assert approvals(changed.params_hash) == {}
@@ -197,8 +235,8 @@ def test_changed_amount_voids_approvals(world: str) -> None:
     problems = runstate.approval_problems(approvals(changed.params_hash), OPERATOR)
     assert [p.field for p in problems] == ["approvals.ops", "approvals.finance"]
     # the same people may approve the new amount
-    approve(changed.id, "ops", OPS_APPROVER)
-    approve(changed.id, "finance", FINANCE_APPROVER)
+    approve(changed.id, "ops", people["ops"].key_path, tmp_path)
+    approve(changed.id, "finance", people["finance"].key_path, tmp_path)
     assert set(approvals(changed.params_hash)) == {"ops", "finance"}
 
 

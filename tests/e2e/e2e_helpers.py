@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from payops import demo_data
 from payops.cli import app
 from payops.db import session_scope
-from payops.db.models import Approval, ManualPayout, RunbookRun, TransferIntent
+from payops.db.models import Approval, GoLiveSignature, ManualPayout, RunbookRun, TransferIntent
 
 OPERATOR = "aaaaaaaa-0000-4000-8000-000000000001"
 OPS = "bbbbbbbb-0000-4000-8000-000000000002"
@@ -54,6 +54,7 @@ def counts() -> dict[str, int]:
             "approvals": s.scalar(select(func.count()).select_from(Approval)) or 0,
             "manual_payouts": s.scalar(select(func.count()).select_from(ManualPayout)) or 0,
             "intents": s.scalar(select(func.count()).select_from(TransferIntent)) or 0,
+            "golive": s.scalar(select(func.count()).select_from(GoLiveSignature)) or 0,
         }
 
 
@@ -65,14 +66,20 @@ def latest_run(mode: str | None = None) -> dict[str, Any]:
     return rows[0]
 
 
-def approved_dry_run() -> str:
-    """A finished dry run with ops + finance approvals; returns its id."""
+def approved_dry_run(roster: Any) -> str:
+    """A finished dry run with ops + finance approvals, each signed with the approver's roster key
+    (``roster`` fixture); returns its id. Going live also needs ``--key`` + the operator's key (``operator_key``)."""
     res = cli("manual-payout", *SOP_ARGS, "--dry-run")
     assert res.exit_code == 0, res.stdout + res.stderr
     run_id = latest_run("dry-run")["id"]
-    assert cli("approve", run_id, "--role", "ops", "--approver", OPS).exit_code == 0
-    assert cli("approve", run_id, "--role", "finance", "--approver", FIN).exit_code == 0
+    for role in ("ops", "finance"):
+        res = cli("approve", run_id, "--role", role, "--key", str(roster[role].key_path), "--yes")
+        assert res.exit_code == 0, res.stdout + res.stderr
     return run_id
+
+
+def operator_key(roster: Any) -> str:
+    return str(roster["operator"].key_path)
 
 
 def popen_cli(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.Popen[str]:

@@ -3,6 +3,7 @@ field, before any write (no run, approval, audit row, intent, Stripe transfer, n
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,16 +12,16 @@ import pytest
 from e2e_helpers import (
     FIN,
     LP,
-    OPERATOR,
-    OPS,
     SOP_ARGS,
     approved_dry_run,
     cli,
     counts,
     latest_run,
+    operator_key,
     stripe_transfers,
 )
 
+from approval_helpers import run_record, sign
 from payops.config import get_settings
 from payops.errors import ParamsInvalid
 from payops.params import validate_manual_payout
@@ -183,19 +184,25 @@ CASES = [
     # several bad fields at once: every one is named
     bad("several-fields", set_flag("--amount", "8.755e2"), set_flag("--currency", "XYZ"),
       set_flag("--studio-name", "A\nB"), fields=("amount", "currency", "studio_name")),
-    # approvals and operator
-    bad("live-without-approvals", LIVE, fields=("approvals.ops", "approvals.finance"), code=4),
-    bad("live-only-ops-approval", LIVE, set_flag("--approve-ops", OPS), fields="approvals.finance", code=4),
-    bad("self-approval-ops", LIVE, set_flag("--approve-ops", OPERATOR), set_flag("--approve-finance", FIN),
-      fields="--approve-ops"),
-    bad("self-approval-finance", LIVE, set_flag("--approve-ops", OPS), set_flag("--approve-finance", OPERATOR),
-      fields="--approve-finance"),
-    bad("same-approver-both-roles", LIVE, set_flag("--approve-ops", OPS), set_flag("--approve-finance", OPS),
-      fields=("--approve-finance", "--approve-ops")),
-    bad("approve-ops-not-uuid", LIVE, set_flag("--approve-ops", "bob"), set_flag("--approve-finance", FIN),
-      fields="--approve-ops"),
-    bad("approve-finance-braces", LIVE, set_flag("--approve-ops", OPS), set_flag("--approve-finance", "{" + FIN + "}"),
-      fields="--approve-finance"),
+    # approvals and operator: "{sig:ROLE:WHO}" is the ROLE statement of a run of these parameters signed with
+    # roster member WHO's key (approval_helpers.sign), "{key:WHO}" that member's private key
+    bad("live-without-approvals", LIVE, fields=("approvals.ops", "approvals.finance", "approvals.operator"), code=4),
+    bad("live-only-ops-approval", LIVE, set_flag("--approve-ops", "{sig:ops:ops}"), fields="approvals.finance",
+      code=4),
+    bad("self-approval-ops", LIVE, set_flag("--approve-ops", "{sig:ops:operator}"),
+      set_flag("--approve-finance", "{sig:finance:finance}"), set_flag("--key", "{key:operator}"),
+      fields=("--approve-ops", "the operator cannot approve their own payout")),
+    bad("self-approval-finance", LIVE, set_flag("--approve-ops", "{sig:ops:ops}"),
+      set_flag("--approve-finance", "{sig:finance:operator}"), set_flag("--key", "{key:operator}"),
+      fields=("--approve-finance", "the operator cannot approve their own payout")),
+    bad("same-approver-both-roles", LIVE, set_flag("--approve-ops", "{sig:ops:both}"),
+      set_flag("--approve-finance", "{sig:finance:both}"), set_flag("--key", "{key:operator}"),
+      fields=("--approve-finance", "--approve-ops", "two different people")),
+    bad("approve-ops-not-a-file", LIVE, set_flag("--approve-ops", "bob"), set_flag("--approve-finance", FIN),
+      fields=("--approve-ops", "--approve-finance")),
+    bad("approve-finance-braces", LIVE, set_flag("--approve-ops", "{sig:ops:ops}"),
+      set_flag("--approve-finance", "{" + FIN + "}"), fields=("--approve-finance", "approver id")),
+    bad("approve-flags-without-live", set_flag("--approve-ops", "{sig:ops:ops}"), fields="--approve-ops"),
     bad("operator-not-uuid", set_flag("--operator", "alice"), fields="operator"),
     bad("operator-env-not-uuid", fields="operator", env={"PAYOPS_OPERATOR_ID": "alice@example.com"}),
     bad("live-no-operator", LIVE, fields="operator", env={"PAYOPS_OPERATOR_ID": None}),
@@ -255,8 +262,23 @@ def _files(root: Path) -> set[Path]:
     return {p for p in root.rglob("*")} if root.exists() else set()
 
 
-def run_case(case: Case, env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def _signed(args: list[str], tmp: Path, roster) -> list[str]:  # type: ignore[no-untyped-def]
+    """Replace the "{sig:ROLE:WHO}" / "{key:WHO}" placeholders (signing a run record of SOP_ARGS' parameters)."""
+    run = None
+    out = []
+    for a in args:
+        if m := re.fullmatch(r"\{sig:(ops|finance):(\w+)\}", a):
+            run = run or run_record(SOP_ARGS)
+            a = str(sign(run.id, m[1], roster[m[2]].key_path, tmp / "sigs", name=f"{m[1]}-by-{m[2]}.statement"))
+        elif m := re.fullmatch(r"\{key:(\w+)\}", a):
+            a = str(roster[m[1]].key_path)
+        out.append(a)
+    return out
+
+
+def run_case(case: Case, env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, roster) -> None:  # type: ignore[no-untyped-def]
     """Run one bad case; it must fail with one line naming its field(s) and change nothing."""
+    args = _signed(case.args(tmp_path), tmp_path, roster)  # signing creates the run record they approve
     before = counts()
     files = _files(env.output_dir)
     with monkeypatch.context() as mp:
@@ -266,7 +288,7 @@ def run_case(case: Case, env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
             else:
                 mp.setenv(k, v)
         get_settings(fresh=True)  # the CLI uses the cached settings
-        res = cli("manual-payout", *case.args(tmp_path))
+        res = cli("manual-payout", *args)
     get_settings(fresh=True)  # leave no bad key or operator in the cache
     out = res.stdout + res.stderr
     assert res.exit_code == case.code, out
@@ -282,17 +304,28 @@ def run_case(case: Case, env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert _files(env.output_dir) == files, "the archive changed"
 
 
+@pytest.fixture()
+def both_roles(roster, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The roster plus "both": one person enrolled as ops AND finance (allowed), who must not sign both in one run."""
+    from payops.approvals.testkeys import enroll_test_roster
+
+    extra = enroll_test_roster(tmp_path / "keys", [("both", "eeeeeeee-0000-4000-8000-000000000005", "Bo Both",
+                                                    ("ops", "finance"))], by=roster["operator"].person_id)
+    roster.members.update(extra.members)
+    return roster
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("case", CASES + KNOWN_GAPS)
 def test_bad_params_refused_before_any_write(case: Case, payops_env, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    run_case(case, payops_env, tmp_path, monkeypatch)
+                                             monkeypatch: pytest.MonkeyPatch, both_roles) -> None:
+    run_case(case, payops_env, tmp_path, monkeypatch, both_roles)
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.id in BOTH_DBS])
 def test_bad_params_refused_on_both_databases(case: Case, payops_env, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    run_case(case, payops_env, tmp_path, monkeypatch)
+                                              monkeypatch: pytest.MonkeyPatch, both_roles) -> None:
+    run_case(case, payops_env, tmp_path, monkeypatch, both_roles)
 
 
 @pytest.mark.parametrize(("name", "value"), VALIDATOR_GAPS)
@@ -310,8 +343,8 @@ def test_table_is_big_enough() -> None:
     assert len([c for c in CASES if c.id in BOTH_DBS]) == len(BOTH_DBS)
 
 
-def test_approval_for_another_amount_is_void(payops_env) -> None:  # type: ignore[no-untyped-def]
-    dry = approved_dry_run()  # ops + finance approvals bound to the 875.50 parameters
+def test_approval_for_another_amount_is_void(payops_env, roster) -> None:  # type: ignore[no-untyped-def]
+    dry = approved_dry_run(roster)  # ops + finance approvals bound to the 875.50 parameters
     approved = latest_run("dry-run")
     assert approved["id"] == dry
     approved_hash = approved["params_hash"]
@@ -319,7 +352,8 @@ def test_approval_for_another_amount_is_void(payops_env) -> None:  # type: ignor
     assert before["approvals"] == 2 and before["live_runs"] == 0
     files = _files(payops_env.output_dir)
     payops_env.sinks.clear()
-    res = cli("manual-payout", *set_flag("--amount", "800.00")(SOP_ARGS, Path()), "--live")
+    res = cli("manual-payout", *set_flag("--amount", "800.00")(SOP_ARGS, Path()), "--live", "--key",
+              operator_key(roster))
     assert res.exit_code == 4, res.stdout + res.stderr
     err = res.stderr.strip()
     assert err.startswith("error:") and "\n" not in err and "Traceback" not in res.stdout + res.stderr

@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from e2e_helpers import FIN, LP, OPS, SOP_ARGS, cli, counts, latest_run, stripe_transfers
+from e2e_helpers import LP, SOP_ARGS, cli, counts, latest_run, stripe_transfers
 from sqlalchemy import select
 
+from approval_helpers import signed_live_args
 from payops import db
 from payops.config import get_settings
 from payops.db import session_scope
@@ -20,7 +21,6 @@ from payops.db.models import LedgerPayout, ManualPayout
 
 pytestmark = [pytest.mark.e2e, pytest.mark.db]
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-LIVE = ["manual-payout", *SOP_ARGS, "--live", "--approve-ops", OPS, "--approve-finance", FIN]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -78,10 +78,10 @@ def test_configured_secret_in_an_artifact_refuses_the_seal(payops_env, monkeypat
 
 
 @sqlite_only
-def test_failed_bank_payout_is_reported_loudly(payops_env) -> None:  # type: ignore[no-untyped-def]
+def test_failed_bank_payout_is_reported_loudly(payops_env, roster, tmp_path) -> None:  # type: ignore[no-untyped-def]
     payops_env.sandbox.set_faults(payout_failure={"account": "acct_test_studio_a", "failure_code": "account_closed",
                                                   "count": 1})
-    res = cli(*LIVE)
+    res = cli(*signed_live_args(roster, SOP_ARGS, tmp_path / "sigs"))
     assert res.exit_code == 5
     assert "STUDIO BANK PAYOUT FAILED" in res.stderr and "account_closed" in res.stderr
     assert latest_run("live")["failed_step"] == "50-settle"
@@ -92,9 +92,9 @@ def test_failed_bank_payout_is_reported_loudly(payops_env) -> None:  # type: ign
 
 
 @sqlite_only
-def test_settle_waits_then_finishes_later(payops_env) -> None:  # type: ignore[no-untyped-def]
+def test_settle_waits_then_finishes_later(payops_env, roster, tmp_path) -> None:  # type: ignore[no-untyped-def]
     payops_env.sandbox.set_faults(payout_delay_seconds=3600)
-    res = cli(*LIVE, "--wait", "2s")
+    res = cli(*signed_live_args(roster, SOP_ARGS, tmp_path / "sigs"), "--wait", "2s")
     assert res.exit_code == 8, res.stdout + res.stderr
     assert "payops settle" in res.stderr
     run = latest_run("live")
@@ -132,9 +132,9 @@ def test_relative_sqlite_url_and_output_dir_work_end_to_end(payops_env, tmp_path
 
 
 @sqlite_only
-def test_rehearsal_run_is_marked_everywhere(payops_env) -> None:  # type: ignore[no-untyped-def]
-    res = cli("manual-payout", "--params-file", str(ROOT / "params" / "manual_payout" / "rehearsal-example.yaml"),
-              "--rehearsal", "--live", "--approve-ops", OPS, "--approve-finance", FIN)
+def test_rehearsal_run_is_marked_everywhere(payops_env, roster, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    args = ["--params-file", str(ROOT / "params" / "manual_payout" / "rehearsal-example.yaml"), "--rehearsal"]
+    res = cli(*signed_live_args(roster, args, tmp_path / "sigs"))
     assert res.exit_code == 0, res.stdout + res.stderr
     run = latest_run("rehearsal")
     assert run["status"] == "succeeded"

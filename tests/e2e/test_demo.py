@@ -35,11 +35,19 @@ def test_make_demo_runs_end_to_end(tmp_path: Path) -> None:
     ids = json.loads(out[out.rindex("{"):])
     assert set(ids) == {"dry_run", "live_run", "transfer", "reconciliation"} and ids["transfer"].startswith("tr_")
 
+    # the approvers signed with keys generated for the demo; the archive alone proves it (ssh-keygen -Y verify)
+    assert out.count('Good "payops-approval" signature for') == 3
     engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'demo.db'}")
     with engine.connect() as conn:  # one transfer, one audit row, for the one ledger payout paid by hand
         audit = conn.execute(text("SELECT stripe_transfer_id, status FROM manual_payouts")).all()
         cycle = conn.execute(text("SELECT status FROM payout_runs WHERE cycle_date = '2026-12-01'")).scalar_one()
+        signed = conn.execute(text("SELECT role, kind FROM approvals ORDER BY role")).all()
+        golive = conn.execute(text("SELECT count(*) FROM golive_signatures")).scalar_one()
+        test_only = conn.execute(text("SELECT DISTINCT test_only FROM approver_people")).scalars().all()
     engine.dispose()
+    assert [tuple(r) for r in signed] == [("finance", "sshsig"), ("ops", "sshsig")] and golive == 1
+    assert test_only == [1]  # generated keys are test-only roster entries
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and b"PRIVATE KEY" in p.read_bytes()]
     assert [a[0] for a in audit] == [ids["transfer"]] and cycle == "completed"
     runs = sorted(p.name for p in (tmp_path / "outputs").iterdir() if p.is_dir())
     assert runs == ["manual_payout", "monitoring", "payout_cycle", "reconciliation"]

@@ -4,27 +4,33 @@ around the Stripe call (SIGKILL, no cleanup), lost responses, 429/500 retries, c
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from e2e_helpers import (
-    FIN,
-    OPS,
     SOP_ARGS,
     approved_dry_run,
     cli,
     cli_subprocess,
     counts,
     latest_run,
+    operator_key,
     popen_cli,
     sandbox_requests,
     stripe_transfers,
 )
 
+from approval_helpers import signed_live_args
 from payops.archive import verify_archive
 
 pytestmark = [pytest.mark.e2e, pytest.mark.db, pytest.mark.slow]
 
-LIVE_ARGS = ["manual-payout", *SOP_ARGS, "--live", "--approve-ops", OPS, "--approve-finance", FIN]
+
+
+@pytest.fixture()
+def live_args(payops_env, roster, tmp_path: Path) -> list[str]:  # type: ignore[no-untyped-def]
+    """The live command with the ops and finance signatures and the operator's key."""
+    return signed_live_args(roster, SOP_ARGS, tmp_path / "sigs")
 
 
 def _assert_paid_once(env) -> None:  # type: ignore[no-untyped-def]
@@ -42,8 +48,8 @@ def _assert_paid_once(env) -> None:  # type: ignore[no-untyped-def]
     "after:10-verify", "after:20-transfer", "after:30-audit-insert", "after:40-notify", "after:50-settle",
     "before:30-audit-insert", "transfer:before-call", "transfer:after-call",
 ])
-def test_killed_anywhere_then_resumed_pays_once(payops_env, point: str) -> None:  # type: ignore[no-untyped-def]
-    proc = cli_subprocess(*LIVE_ARGS, env_extra={"PAYOPS_FAULT_KILL_AT": point})
+def test_killed_anywhere_then_resumed_pays_once(payops_env, live_args, point: str) -> None:  # type: ignore[no-untyped-def]
+    proc = cli_subprocess(*live_args, env_extra={"PAYOPS_FAULT_KILL_AT": point})
     assert proc.returncode != 0, proc.stdout
     run = latest_run("live")
     assert run["status"] != "succeeded"
@@ -54,9 +60,9 @@ def test_killed_anywhere_then_resumed_pays_once(payops_env, point: str) -> None:
     _assert_paid_once(payops_env)
 
 
-def test_kill_between_stripe_write_and_record_on_postgres(payops_env) -> None:  # type: ignore[no-untyped-def]
+def test_kill_between_stripe_write_and_record_on_postgres(payops_env, live_args) -> None:  # type: ignore[no-untyped-def]
     """The same crash on both databases (the sqlite case is in the matrix above)."""
-    proc = cli_subprocess(*LIVE_ARGS, env_extra={"PAYOPS_FAULT_KILL_AT": "transfer:after-call"})
+    proc = cli_subprocess(*live_args, env_extra={"PAYOPS_FAULT_KILL_AT": "transfer:after-call"})
     assert proc.returncode != 0
     assert len(stripe_transfers(payops_env.sandbox)) == 1  # Stripe has it, the database does not know yet
     run = latest_run("live")
@@ -67,9 +73,9 @@ def test_kill_between_stripe_write_and_record_on_postgres(payops_env) -> None:  
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_lost_response_is_retried_with_the_same_key(payops_env) -> None:  # type: ignore[no-untyped-def]
+def test_lost_response_is_retried_with_the_same_key(payops_env, live_args) -> None:  # type: ignore[no-untyped-def]
     payops_env.sandbox.set_faults(lost_response={"POST /v1/transfers": 1})
-    res = cli(*LIVE_ARGS)
+    res = cli(*live_args)
     assert res.exit_code == 0, res.stdout + res.stderr
     posts = sandbox_requests(payops_env.sandbox, "POST", "/v1/transfers")
     assert len(posts) >= 2 and len({p["idempotency_key"] for p in posts}) == 1
@@ -77,10 +83,10 @@ def test_lost_response_is_retried_with_the_same_key(payops_env) -> None:  # type
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_lost_response_without_retries_then_resume_adopts(payops_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_lost_response_without_retries_then_resume_adopts(payops_env, live_args, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("PAYOPS_STRIPE_MAX_RETRIES", "0")
     payops_env.sandbox.set_faults(lost_response={"POST /v1/transfers": 1})
-    res = cli(*LIVE_ARGS)
+    res = cli(*live_args)
     assert res.exit_code == 5 and "outcome unknown" in res.stderr
     assert len(stripe_transfers(payops_env.sandbox)) == 1
     assert counts()["manual_payouts"] == 0
@@ -93,9 +99,9 @@ def test_lost_response_without_retries_then_resume_adopts(payops_env, monkeypatc
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_500s_and_429s_are_retried_into_one_transfer(payops_env) -> None:  # type: ignore[no-untyped-def]
+def test_500s_and_429s_are_retried_into_one_transfer(payops_env, live_args) -> None:  # type: ignore[no-untyped-def]
     payops_env.sandbox.set_faults(fail_next={"POST /v1/transfers": 2}, rate_limit=1)
-    res = cli(*LIVE_ARGS)
+    res = cli(*live_args)
     assert res.exit_code == 0, res.stdout + res.stderr
     statuses = [r["status"] for r in sandbox_requests(payops_env.sandbox, "POST", "/v1/transfers")]
     assert statuses.count(500) == 2 and statuses[-1] == 200, statuses
@@ -105,9 +111,9 @@ def test_500s_and_429s_are_retried_into_one_transfer(payops_env) -> None:  # typ
     _assert_paid_once(payops_env)
 
 
-def test_two_concurrent_live_runs_pay_once(payops_env) -> None:  # type: ignore[no-untyped-def]
-    dry = approved_dry_run()
-    procs = [popen_cli("runs", "resume", dry, "--live") for _ in range(2)]
+def test_two_concurrent_live_runs_pay_once(payops_env, roster) -> None:  # type: ignore[no-untyped-def]
+    dry = approved_dry_run(roster)
+    procs = [popen_cli("runs", "resume", dry, "--live", "--key", operator_key(roster)) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     codes = sorted(p.returncode for p in procs)
     assert codes[0] == 0 and codes[1] != 0, outs

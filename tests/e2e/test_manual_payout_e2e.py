@@ -8,7 +8,19 @@ from pathlib import Path
 
 import psutil
 import pytest
-from e2e_helpers import FIN, LP, OPS, SOP_ARGS, approved_dry_run, cli, counts, latest_run, stripe_transfers
+from e2e_helpers import (
+    FIN,
+    LP,
+    OPERATOR,
+    OPS,
+    SOP_ARGS,
+    approved_dry_run,
+    cli,
+    counts,
+    latest_run,
+    operator_key,
+    stripe_transfers,
+)
 from sqlalchemy import select
 
 from payops.archive import verify_archive
@@ -49,14 +61,24 @@ def test_dry_run_moves_nothing_and_is_archived(payops_env) -> None:  # type: ign
     kernels = [p for p in psutil.Process().children(recursive=True)
                if p.status() != psutil.STATUS_ZOMBIE and "ipykernel" in " ".join(p.cmdline())]
     assert kernels == []  # every step's kernel (started ahead or not) is gone
+    # step 10 shows each approver the statement to sign and the exact commands (read-only text)
+    shown = _printed(folder / "10-verify.ipynb")
+    assert "payops approval statement v1" in shown and f"run: {run['id']}" in shown
+    assert f"payops approve {run['id']} --role finance --key ~/.ssh/id_ed25519" in shown
+    assert "ssh-keygen -Y sign -f ~/.ssh/id_ed25519 -n payops-approval" in shown
     with session_scope() as s:
         assert s.get(LedgerPayout, LP).status == "pending"
 
 
-def test_live_after_approvals_pays_exactly_once(payops_env) -> None:  # type: ignore[no-untyped-def]
+def _printed(notebook: Path) -> str:
+    nb = json.loads(notebook.read_text())
+    return "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
+
+
+def test_live_after_approvals_pays_exactly_once(payops_env, roster) -> None:  # type: ignore[no-untyped-def]
     before = _platform_cad(payops_env.sandbox)
-    dry = approved_dry_run()
-    res = cli("runs", "resume", dry, "--live")
+    dry = approved_dry_run(roster)
+    res = cli("runs", "resume", dry, "--live", "--key", operator_key(roster))
     assert res.exit_code == 0, res.stdout + res.stderr
     transfers = stripe_transfers(payops_env.sandbox)
     assert len(transfers) == 1
@@ -85,8 +107,11 @@ def test_live_after_approvals_pays_exactly_once(payops_env) -> None:  # type: ig
     show = json.loads(cli("runs", "show", live["id"], "--format", "json").stdout)
     assert [st["status"] for st in show["steps"]] == ["succeeded"] * 5
     assert {a["role"] for a in show["approvals"]} == {"ops", "finance"}
+    assert all(a["signed"] for a in show["approvals"]) and show["golive"]["operator"] == OPERATOR
+    shown = _printed(Path(live["output_dir"]) / "10-verify.ipynb")
+    assert f"[ops] signed by {OPS}" in shown and f"[operator] go-live signed by {OPERATOR}" in shown
     # running the same live command again pays nothing more
-    again = cli("manual-payout", *SOP_ARGS, "--live")
+    again = cli("manual-payout", *SOP_ARGS, "--live", "--key", operator_key(roster))
     assert again.exit_code != 0
     assert len(stripe_transfers(payops_env.sandbox)) == 1
     assert counts()["manual_payouts"] == 1
@@ -95,16 +120,16 @@ def test_live_after_approvals_pays_exactly_once(payops_env) -> None:  # type: ig
 def test_live_without_approvals_is_refused_before_anything(payops_env) -> None:  # type: ignore[no-untyped-def]
     res = cli("manual-payout", *SOP_ARGS, "--live")
     assert res.exit_code == 4
-    assert "approvals.ops" in res.stderr and "approvals.finance" in res.stderr
-    assert counts() == {"runs": 0, "live_runs": 0, "approvals": 0, "manual_payouts": 0, "intents": 0}
+    assert "approvals.ops" in res.stderr and "approvals.finance" in res.stderr and "approvals.operator" in res.stderr
+    assert counts() == {"runs": 0, "live_runs": 0, "approvals": 0, "manual_payouts": 0, "intents": 0, "golive": 0}
     assert stripe_transfers(payops_env.sandbox) == []
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_live_run_keeps_the_detection_time_of_its_dry_run(payops_env) -> None:  # type: ignore[no-untyped-def]
+def test_live_run_keeps_the_detection_time_of_its_dry_run(payops_env, roster) -> None:  # type: ignore[no-untyped-def]
     """The SLA clock starts when ops started on the incident, so approvals never precede detection."""
-    dry = approved_dry_run()
-    assert cli("runs", "resume", dry, "--live").exit_code == 0
+    dry = approved_dry_run(roster)
+    assert cli("runs", "resume", dry, "--live", "--key", operator_key(roster)).exit_code == 0
     dry_info = json.loads(cli("runs", "show", dry, "--format", "json").stdout)
     live_info = json.loads(cli("runs", "show", latest_run("live")["id"], "--format", "json").stdout)
     assert live_info["detected_at"] == dry_info["detected_at"]

@@ -13,6 +13,7 @@ directory, which must not matter (the run folder comes from the database).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -25,9 +26,13 @@ from typing import Any
 import nbformat
 import pytest
 import yaml
+from rich.console import Console
 from sqlalchemy import select
 
+from approval_helpers import sign
 from payops import runner, runstate
+from payops.approvals import submit
+from payops.config import get_settings
 from payops.db import session_scope
 from payops.db.models import LedgerPayout, ManualPayout, RunbookRun, TransferIntent
 from payops.params import validate_manual_payout
@@ -50,14 +55,20 @@ WAIT_SECONDS = 60.0  # the sandbox pays out within a few seconds; this only boun
 CHILD_TIMEOUT = 600
 
 
-def _create_run(*, live: bool) -> RunbookRun:
+def _create_run(*, live: bool, roster: Any = None, tmp: Path | None = None) -> RunbookRun:
     params = runner.resolve_manual_payout(validate_manual_payout(dict(REHEARSAL)))
-    run = runner.prepare_run(SOP, params, live=live)
-    if live:
-        with session_scope() as s:
-            runstate.record_approval(s, run_id=run.id, role="ops", approver_id=OPS)
-            runstate.record_approval(s, run_id=run.id, role="finance", approver_id=FIN)
-    return run
+    if not live:
+        return runner.prepare_run(SOP, params, live=False)
+    # live, as in production: ops and finance sign the statement of a run of these parameters (offline, plain
+    # ssh-keygen), then the live preflight has the operator sign the go-live of the new run
+    assert roster is not None and tmp is not None
+    shown = runner.prepare_run(SOP, params, live=False)
+    for role in ("ops", "finance"):
+        sig = sign(shown.id, role, roster[role].key_path, tmp / "sigs")
+        submit.approve(shown.id, role=role, signature=sig, console=Console(file=io.StringIO()))
+    plan = runner.preflight_live(params.model_copy(update={"dry_run": False}), get_settings(),
+                                 operator_key=roster["operator"].key_path)
+    return runner.prepare_run(SOP, params, live=True, run_id=plan.run_id, on_created=plan.record)
 
 
 def _child_env() -> dict[str, str]:
@@ -165,8 +176,8 @@ def _artifacts(run: RunbookRun) -> Path:
 
 
 @pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
-def test_nbval_live_run_pays_once(payops_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    run = _create_run(live=True)
+def test_nbval_live_run_pays_once(payops_env, roster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run = _create_run(live=True, roster=roster, tmp=tmp_path)
     assert run.mode == "rehearsal" or run.mode == "live"
     assert json.loads(run.params_json)["dry_run"] is False
     _run_notebooks(run, tmp_path)

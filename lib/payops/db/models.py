@@ -285,15 +285,91 @@ class RunbookStep(Base):
 
 
 class Approval(Base):
+    """One approval of one parameter set. ``kind`` ``sshsig``: a signed statement checked against the
+    roster (0004); ``unsigned``: recorded before signatures existed — shown as legacy, never counted."""
+
     __tablename__ = "approvals"
-    __table_args__ = (UniqueConstraint("params_hash", "role"),)
+    __table_args__ = (UniqueConstraint("params_hash", "role", "kind"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[str] = mapped_column(ForeignKey("runbook_runs.id"), index=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runbook_runs.id"), index=True)  # the run the statement named
     params_hash: Mapped[str] = mapped_column(String(64), index=True)
     role: Mapped[str] = mapped_column(String(16))  # ops · finance
     approver_id: Mapped[str] = mapped_column(UUID)
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     note: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16), server_default="unsigned")  # sshsig · unsigned (legacy)
+    key_fingerprint: Mapped[str | None] = mapped_column(String(100))
+    statement: Mapped[str | None] = mapped_column(Text)
+    signature: Mapped[str | None] = mapped_column(Text)
+
+
+# --- the approver roster (0004): rows are revoked, never deleted; every change is a roster event --------
+class ApproverPerson(Base):
+    __tablename__ = "approver_people"
+    id: Mapped[str] = mapped_column(UUID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    test_only: Mapped[bool] = mapped_column(Boolean, default=False)  # generated keys (demo, tests): never live
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(64))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
+    revoke_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class ApproverRole(Base):
+    """A role held by a person over a window [granted_at, revoked_at)."""
+
+    __tablename__ = "approver_roles"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("approver_people.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # ops · finance · operator
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    granted_by: Mapped[str] = mapped_column(String(64))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class ApproverKey(Base):
+    """An SSH public key of a person, active over [added_at, revoked_at)."""
+
+    __tablename__ = "approver_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("approver_people.id"), index=True)
+    key_type: Mapped[str] = mapped_column(String(64))
+    public_key: Mapped[str] = mapped_column(Text)  # base64 blob, as in a .pub file
+    comment: Mapped[str | None] = mapped_column(String(200))
+    fingerprint: Mapped[str] = mapped_column(String(100), unique=True)  # SHA256:… as ssh-keygen -l prints it
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    added_by: Mapped[str] = mapped_column(String(64))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
+    revoke_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class RosterEvent(Base):
+    """Append-only (database triggers refuse UPDATE and DELETE): who changed the roster, when, what."""
+
+    __tablename__ = "roster_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(64))
+    actor_login: Mapped[str] = mapped_column(String(200))  # OS user@host that ran the command
+    action: Mapped[str] = mapped_column(String(32))
+    person_id: Mapped[str] = mapped_column(UUID, index=True)
+    detail_json: Mapped[str] = mapped_column(Text)
+
+
+class GoLiveSignature(Base):
+    """The operator's signed go-live statement for one live (or rehearsal) run."""
+
+    __tablename__ = "golive_signatures"
+    run_id: Mapped[str] = mapped_column(ForeignKey("runbook_runs.id"), primary_key=True)
+    params_hash: Mapped[str] = mapped_column(String(64))
+    person_id: Mapped[str] = mapped_column(UUID)
+    key_fingerprint: Mapped[str] = mapped_column(String(100))
+    statement: Mapped[str] = mapped_column(Text)
+    signature: Mapped[str] = mapped_column(Text)
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class TransferIntent(Base):

@@ -23,6 +23,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from payops import runstate
+from payops.approvals.checks import check_run
 from payops.db.models import LedgerPayout, TransferIntent, utcnow
 from payops.errors import ApprovalMissing, ConcurrentRun, PaymentError
 from payops.faultpoints import maybe_kill
@@ -153,9 +154,11 @@ def run(ctx: StepContext) -> TransferResult:
         ctx.write_artifact("stripe/transfer_request.json", {"payload": payload, "idempotency_key": ctx.idempotency_key})
         return res
 
-    # defence in depth: verify checked these, but a live transfer never goes out without them
+    # defence in depth: verify checked these, but a live transfer never goes out without them — every
+    # signature (ops, finance, the operator's go-live) verified again against the roster
     with ctx.session() as s:
-        problems = runstate.approval_problems(runstate.approvals_for(s, ctx.params_hash), ctx.operator)
+        state = check_run(s, run_id=ctx.run_id, settings=ctx.settings, require_golive=True)
+    problems = state.problems + state.operator_problems
     if problems:
         raise ApprovalMissing("; ".join(str(p) for p in problems))
 

@@ -16,6 +16,7 @@ import stripe
 from sqlalchemy import select
 
 from payops import runstate
+from payops.approvals.checks import check_run
 from payops.db.models import LedgerPayout, ManualPayout, Studio, TransferIntent
 from payops.errors import PreconditionFailed
 from payops.money import Money
@@ -86,8 +87,9 @@ def run(ctx: StepContext) -> VerifyResult:
         studio = s.get(Studio, p.studio_id)
         manual = s.scalar(select(ManualPayout).where(ManualPayout.ledger_payout_id == p.ledger_payout_id))
         intent = s.get(TransferIntent, p.ledger_payout_id)
-        approvals = runstate.approvals_for(s, ctx.params_hash)
         voided = runstate.other_hash_approvals(s, p.ledger_payout_id, ctx.params_hash)
+        # signed approvals and the go-live, each re-verified against the roster as it stood when given
+        approvals = check_run(s, run_id=ctx.run_id, settings=ctx.settings, require_golive=live)
 
         # -- ledger ------------------------------------------------------------------------------
         if lp is None:
@@ -178,14 +180,17 @@ def run(ctx: StepContext) -> VerifyResult:
         res.add(*_destination_check(ctx))
 
     # -- approvals and people ---------------------------------------------------------------
-    problems = runstate.approval_problems(approvals, ctx.operator)
-    summary = ", ".join(f"{a.role}={a.approver_id}" for a in approvals.values()) or "none"
-    detail = summary if not problems else "; ".join(str(x) for x in problems) + f" (recorded: {summary})"
+    problems = approvals.problems
+    summary = approvals.summary()
+    detail = "signed: " + summary if not problems else "; ".join(str(x) for x in problems) + f" (signed: {summary})"
     if voided:
         detail += "; voided (given for other parameters): " + ", ".join(voided)
     res.add("dual approval (ops + finance)", not problems, detail, required=live)
-    res.add("operator identified", ctx.operator is not None,
-            ctx.operator or "no operator: pass --operator UUID or set PAYOPS_OPERATOR_ID", required=live)
+    go = approvals.signed.get("operator")
+    res.add("operator identified", not approvals.operator_problems,
+            "; ".join(str(x) for x in approvals.operator_problems) if approvals.operator_problems else
+            f"{ctx.operator}, enrolled as operator" + (f"; go-live signed with key {go.fingerprint}" if go else ""),
+            required=live)
     if live and p.send_notifications:
         missing = [n for n, v in (("PAYOPS_SLACK_WEBHOOK_URL", ctx.settings.slack_webhook_url),
                                   ("PAYOPS_SMTP_HOST", ctx.settings.smtp_host)) if not v]
