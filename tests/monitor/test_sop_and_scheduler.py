@@ -6,14 +6,14 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from monitor_helpers import FIN, OPS, T0, alerts, cli, payout_run, pd_events
+from monitor_helpers import T0, alerts, cli, payout_run, pd_events
 
+from approval_helpers import signed_live_args
 from payops import demo_data
 from payops.db import session_scope
 from payops.monitor.credentials import FALLBACK_KEY_NAME, inventory
 
 pytestmark = [pytest.mark.db, pytest.mark.e2e]
-OPERATOR = "aaaaaaaa-0000-4000-8000-000000000001"
 SOP_ARGS = [  # the demo's rehearsal example (as tests/e2e/e2e_helpers.py)
     "--studio-id", demo_data.STUDIO_A.studio_id, "--studio-name", "Test Studio A", "--ledger-payout-id",
     demo_data.REHEARSAL_LEDGER_PAYOUT_ID, "--incident-id", "INC-TEST-1", "--amount", "875.50", "--reserve-after",
@@ -35,13 +35,13 @@ def _monitor_channels(env, sinks, monkeypatch) -> None:  # type: ignore[no-untyp
 @pytest.mark.slow
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("rehearsal", [False, True])
-def test_live_manual_payout_marks_the_fallback_key_due(payops_env, monkeypatch, rehearsal: bool) -> None:  # type: ignore[no-untyped-def]
+def test_live_manual_payout_marks_the_fallback_key_due(payops_env, roster, monkeypatch, tmp_path,  # type: ignore[no-untyped-def]
+                                                       rehearsal: bool) -> None:
     from payops.monitor.check import run_check
 
     _monitor_channels(payops_env, payops_env.sinks, monkeypatch)
     switches = ["--rehearsal"] if rehearsal else []
-    res = cli("manual-payout", *SOP_ARGS, *switches, "--live", "--operator", OPERATOR, "--approve-ops", OPS,
-              "--approve-finance", FIN, "--wait", "60s")
+    res = cli(*signed_live_args(roster, [*SOP_ARGS, *switches], tmp_path / "sigs"), "--wait", "60s")
     assert res.exit_code == 0, res.stdout + res.stderr
     with session_scope() as s:
         creds = inventory(s)
