@@ -55,9 +55,10 @@ class Recorder:
         return [c.slot.at for c in self.calls]
 
 
-def make_job(name: str, expr: str, *, catch_up: bool = False, **recorder: Any) -> tuple[Job, Recorder]:
+def make_job(name: str, expr: str, *, catch_up: bool = False, coalesce: bool = False,
+             **recorder: Any) -> tuple[Job, Recorder]:
     rec = Recorder(**recorder)
-    return Job(name, Schedule(expr), rec, catch_up=catch_up), rec
+    return Job(name, Schedule(expr), rec, catch_up=catch_up, coalesce=coalesce), rec
 
 
 def utc(*args: int) -> datetime:

@@ -108,6 +108,26 @@ def test_two_schedulers_ticking_concurrently_run_each_slot_once(sched_settings: 
     assert len(done) == len(set(done)) == 30  # each slot recorded by exactly one of the two
 
 
+def test_a_coalescing_job_runs_the_newest_slot_of_a_gap_and_records_none_it_supersedes(
+        sched_settings: Settings) -> None:
+    every5, rec = make_job("every5", "*/5 * * * *", coalesce=True)
+    daily, daily_rec = make_job("daily", "0 9 * * *")  # the same gap, without coalesce: recorded missed
+    jobs = JobRegistry([every5, daily])
+    clock = FakeClock(utc(2026, 3, 1, 12, 2))
+    report = Scheduler(sched_settings, clock=clock, jobs=jobs).tick()  # fresh: looks back six hours
+    assert [(e.job, e.slot_at, e.status) for e in report.executions] == [
+        ("daily", utc(2026, 3, 1, 9), "missed"), ("every5", utc(2026, 3, 1, 12, 0), "succeeded")]
+    assert rec.slots == [utc(2026, 3, 1, 12, 0)] and daily_rec.calls == []
+    sched = Scheduler(sched_settings, clock=clock, jobs=jobs)  # down 12:02 → 13:31: 18 slots in the gap
+    report = sched.tick(clock.set(utc(2026, 3, 1, 13, 31)))
+    assert [(e.job, e.slot_at, e.status) for e in report.executions] == [
+        ("every5", utc(2026, 3, 1, 13, 30), "succeeded")]
+    report = sched.tick(clock.set(utc(2026, 3, 1, 13, 41)))  # while up, every slot still runs
+    assert [e.slot_at for e in report.executions] == [utc(2026, 3, 1, 13, 35), utc(2026, 3, 1, 13, 40)]
+    rows = _rows(sched_settings)
+    assert sorted((r.job, r.status) for r in rows) == [("daily", "missed")] + [("every5", "succeeded")] * 4
+
+
 def test_catch_up_within_the_window_and_missed_outside(sched_settings: Settings) -> None:
     cycle, cycle_rec = make_job("cycle", "0 6,10 * * *", catch_up=True)
     check, check_rec = make_job("check", "0 9 * * *")

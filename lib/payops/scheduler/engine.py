@@ -192,22 +192,30 @@ class Scheduler:
         out: list[tuple[Job, Slot]] = []
         for job in self.jobs:
             sched = self.schedules[job.name]
+            slots: list[Slot] = []
             if since < recent_from:  # long downtime: older slots are only ever recorded as missed; bounded
                 old = sched.upcoming(self.tz, since, MAX_MISSED_PER_JOB + 1)
                 old = [s for s in old if s.at <= recent_from]
-                if len(old) > MAX_MISSED_PER_JOB:
+                if len(old) > MAX_MISSED_PER_JOB and not job.coalesce:
                     self._say(logging.WARNING, f"{job.name}: more than {MAX_MISSED_PER_JOB} slots missed since "
                               f"{since:%Y-%m-%d}; recording the first {MAX_MISSED_PER_JOB}", "yellow")
-                out.extend((job, s) for s in old[:MAX_MISSED_PER_JOB])
-            out.extend((job, s) for s in sched.between(self.tz, recent_from, now))
+                slots.extend(old[:MAX_MISSED_PER_JOB])
+            slots.extend(sched.between(self.tz, recent_from, now))
+            if job.coalesce:  # only the newest slot due by start counts; those it supersedes are not recorded
+                assert self._started is not None
+                gap = [s for s in slots if s.at <= self._started]
+                slots = gap[-1:] + [s for s in slots if s.at > self._started]
+            out.extend((job, s) for s in slots)
         return sorted(out, key=lambda js: (js[1].at, order[js[0].name]))
+
+    def _came_due_while_up(self, slot: Slot) -> bool:
+        assert self._started is not None
+        return slot.at > self._started - self.grace
 
     def _should_run(self, job: Job, slot: Slot, now: datetime) -> bool:
         if now - slot.at > self.catch_up_window:
             return False
-        assert self._started is not None
-        came_due_while_up = slot.at > self._started - self.grace
-        return came_due_while_up or job.catch_up
+        return self._came_due_while_up(slot) or job.catch_up or job.coalesce
 
     # -- claiming and recording ------------------------------------------------------------------------
     def _claim(self, job: str, slot: Slot, **values: Any) -> int | None:

@@ -110,13 +110,17 @@ JobFunc = Callable[[JobContext], Any]
 @dataclass(frozen=True)
 class Job:
     """A named, scheduled callable. ``catch_up``: run slots missed while no scheduler was running
-    (within the scheduler's catch-up window) instead of recording them as ``missed``."""
+    (within the scheduler's catch-up window) instead of recording them as ``missed``. ``coalesce``: of the
+    slots that came due while no scheduler was running, only the newest counts (run when within the
+    window) — for a job that looks at the state *now*, like the 5-minute monitor check, where running or
+    listing the 72 slots of a six-hour gap would say nothing one run does not."""
 
     name: str
     schedule: ScheduleSpec
     run: JobFunc
     catch_up: bool = False
     description: str = ""
+    coalesce: bool = False
 
     def schedule_for(self, settings: Settings) -> Schedule:
         """The job's schedule under ``settings`` (validated: a bad cron is a ConfigError)."""
@@ -255,7 +259,7 @@ def default_registry() -> JobRegistry:
         Job(RECONCILIATION, recon_schedule, run_reconciliation_job, catch_up=True,
             description="reconciliation of the previous month (PAYOPS_RECON_CRON); Slack; fails over "
                         "PAYOPS_RECON_MAX_UNEXPLAINED"),
-        Job(MONITOR_CHECK, monitor_schedule, run_monitor_check,
+        Job(MONITOR_CHECK, monitor_schedule, run_monitor_check, coalesce=True,
             description="monitoring rules every 5 minutes (PAYOPS_MONITOR_CRON): PagerDuty, Slack, Jira, email"),
     ])
 
