@@ -219,3 +219,28 @@ def test_alert_history_command(monitor_env) -> None:  # type: ignore[no-untyped-
     assert mm["deliveries"][0]["response"] == mm["pagerduty_dedup_key"]
     table = cli("monitor", "alerts")
     assert table.exit_code == 0 and "pagerduty:" in table.output and "SEV-2" in table.output
+
+
+def test_two_checks_at_once_open_one_episode_and_page_once(monitor_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The interleaving two concurrent checks produce, made deterministic: a second check opens the same
+    condition (and commits) after this check read the open alerts and before it writes. The database
+    refuses the second episode; the check reads again, finds it open and neither fails nor pages twice."""
+    from payops.monitor import store
+
+    payout_run(date(2026, 12, 1), status="failed", finished=T0 + timedelta(minutes=1), paid=1, unpaid=1)
+    real = store.deliveries_of
+    raced: list[str] = []
+
+    def other_check_commits_first(s, alert_ids):  # type: ignore[no-untyped-def]
+        if not raced:
+            raced.append("the other check")
+            run_check(monitor_env.settings, at=T0 + timedelta(minutes=5))  # its own transaction, committed
+        return real(s, alert_ids)
+
+    monkeypatch.setattr(store, "deliveries_of", other_check_commits_first)
+    report = run_check(monitor_env.settings, at=T0 + timedelta(minutes=5))
+    assert raced and report.exit_code == 20
+    assert report.opened == [] and len(report.still_open) == 1  # the retry found the other check's episode
+    (alert,) = alerts()
+    assert [(d["channel"], d["action"], d["status"]) for d in alert["deliveries"]] == [("pagerduty", "trigger", "sent")]
+    assert len(pd_events(monitor_env.sinks)) == 1

@@ -85,9 +85,13 @@ def evaluate_at(settings: Settings, at: datetime, th: Thresholds | None = None) 
     return snap, evaluate(snap, th)
 
 
+SYNC_ATTEMPTS = 3  # two checks at once (the scheduler's and a person's): the loser reads again
+
+
 def run_check(settings: Settings | None = None, *, at: datetime | None = None, dry_run: bool = False) -> CheckReport:
     """One check. ``at`` defaults to now; ``dry_run`` evaluates and shows, and writes and sends nothing."""
     from sqlalchemy import func, select
+    from sqlalchemy.exc import IntegrityError
 
     from payops.db import session_scope
     from payops.db.models import Alert, AlertDelivery
@@ -98,14 +102,22 @@ def run_check(settings: Settings | None = None, *, at: datetime | None = None, d
     at = (at or datetime.now(UTC)).astimezone(UTC)
     _snap, conditions = evaluate_at(settings, at, th)
     report = CheckReport(at=at, dry_run=dry_run, conditions=conditions)
-    with session_scope(settings) as s:
-        result = store.sync(s, conditions, at)
-        report.opened = [_brief(a) for a in result.opened]
-        report.still_open = [_brief(a) for a in result.still_open]
-        report.resolved = [_brief(a) for a in result.resolved]
-        report.queued = [(d.alert_id, d.channel, d.action) for d in result.queued]
-        if dry_run:
-            s.rollback()
+    for attempt in range(1, SYNC_ATTEMPTS + 1):
+        try:
+            with session_scope(settings) as s:
+                result = store.sync(s, conditions, at)
+                report.opened = [_brief(a) for a in result.opened]
+                report.still_open = [_brief(a) for a in result.still_open]
+                report.resolved = [_brief(a) for a in result.resolved]
+                report.queued = [(d.alert_id, d.channel, d.action) for d in result.queued]
+                if dry_run:
+                    s.rollback()
+            break
+        except IntegrityError:
+            # another check opened the same condition (or queued the same delivery) between our read and our
+            # write: the database refused the second episode; read again — it is open now, and is updated
+            if attempt == SYNC_ATTEMPTS:
+                raise
     if not dry_run:
         report.outcomes = dispatch(settings)
     with session_scope(settings) as s:
