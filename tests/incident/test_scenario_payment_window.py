@@ -21,7 +21,7 @@ def _keys(settings) -> dict[str, int]:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-def test_payment_window_from_alert_to_close(incident_env) -> None:  # type: ignore[no-untyped-def]
+def test_payment_window_from_alert_to_close(incident_env, roster) -> None:  # type: ignore[no-untyped-def]
     w, sb, st, inc = incident_env.world, incident_env.sandbox, incident_env.settings, f"INC-B-{incident_env.tag}"
     stale = w.stale_sessions(3, hours_ago=26)
     fresh = [w.session(f"AUC-fresh-{i}", f"fresh{i}@example.com") for i in range(2)]
@@ -55,9 +55,13 @@ def test_payment_window_from_alert_to_close(incident_env) -> None:  # type: igno
     refused = cli("checkout", "--scenario", "payment-window", "--incident-id", inc, "--live")
     assert refused.exit_code == 4 and "approve" in refused.output
     assert {w.client.v1.checkout.sessions.retrieve(cs["id"]).status for cs in stale} == {"open"}
-    own = cli("approve", inc, "--approver", OPERATOR)
-    assert own.exit_code == 2 and "--approver" in own.output
-    assert cli("approve", inc, "--approver", APPROVER).exit_code == 0
+    typed = cli("approve", inc, "--approver", APPROVER)  # a typed id proves nothing
+    assert typed.exit_code == 2 and "--approver" in typed.output and "--key" in typed.output
+    own = cli("approve", inc, "--key", str(roster["operator"].key_path))
+    assert own.exit_code == 2 and "--key" in own.output and "not enrolled as ops" in own.output
+    ok = cli("approve", inc, "--key", str(roster["ops"].key_path))
+    assert ok.exit_code == 0, ok.output
+    assert f"incident: {inc}" in ok.output and "approved by" in ok.output
 
     live = cli("checkout", "--scenario", "payment-window", "--incident-id", inc, "--live")
     assert live.exit_code == 0, live.output

@@ -27,7 +27,7 @@ import pandas as pd
 import stripe
 
 from payops.errors import ApprovalMissing, PayopsError
-from payops.incident import store
+from payops.incident import approval, store
 from payops.incident.runbook import APPROVED_SCENARIOS
 from payops.stripe_api import make_client, to_payment_error, with_backoff
 
@@ -63,7 +63,7 @@ def run(ctx: Any) -> ActionResult:
     with ctx.session() as s:
         row = store.require(s, params.incident_id)
         plan = store.plan_of(row)
-        problem = store.approval_problem(s, row, ctx.operator) if (
+        problem = approval.problem(s, row, ctx.operator, ctx.settings) if (
             not ctx.dry_run and params.scenario in APPROVED_SCENARIOS) else None
     if plan is None:
         raise PayopsError(f"incident {params.incident_id} has no plan: the dry run's triage did not finish")

@@ -2,7 +2,7 @@
 
     payops incident checkout --scenario checkout-failures|payment-window|retry-backlog|receipts \\
                              --incident-id INC-… [--since 30m] [--dry-run | --live] [--yes]
-    payops incident approve INC-… --approver UUID     (payment-window: a second person approves the dry run's list)
+    payops incident approve INC-… --key ~/.ssh/id_ed25519   (payment-window: a rostered second person signs the list)
     payops incident verify INC-… [--since 30m]        (the five verification steps; exit 15 while one fails)
     payops incident close INC-…                       (only once verified: summary + record sealed)
     payops incident show INC-… [--format json]  ·  payops incident list
@@ -14,6 +14,8 @@ it; the run is still archived and the incident keeps the finding.
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -89,7 +91,8 @@ def checkout_cmd(
     console.print(f"drafts: {outcome.run_dir / 'drafts'} ({', '.join(sorted(triage.get('drafts', {})))})",
                   soft_wrap=True, markup=False)
     if not live and act.get("done"):
-        nxt = (f"payops incident approve {params.incident_id} --approver UUID   (a second person), then\n  "
+        nxt = (f"payops incident approve {params.incident_id} --key ~/.ssh/id_ed25519   (a second person on the "
+               "approver roster signs the list), then\n  "
                if params.scenario == "payment-window" else "")
         console.print(f"Next: {nxt}payops incident checkout --scenario {params.scenario} --incident-id "
                       f"{params.incident_id} --live", markup=False)
@@ -100,18 +103,63 @@ def checkout_cmd(
 @handles_errors
 def approve_cmd(
     incident_id: Annotated[str, typer.Argument(help="INC-…")],
-    approver: Annotated[str, typer.Option("--approver", help="Your UUID (not the operator's).")],
+    key: Annotated[Path | None, typer.Option("--key", help="Your roster key (private key file, or its .pub with "
+                                             "ssh-agent): sign the plan's statement now.")] = None,
+    signature: Annotated[Path | None, typer.Option("--signature", help="A .sig you made elsewhere with ssh-keygen "
+                                                   "-Y sign over --statement-only's text.")] = None,
+    statement_only: Annotated[bool, typer.Option("--statement-only", help="Print the statement to sign and stop.")]
+    = False,
+    approver: Annotated[str | None, typer.Option("--approver", hidden=True)] = None,
 ) -> None:
-    """Approve the live action the incident's last dry run listed (bound to that exact list)."""
+    """Approve, signed with your roster key, the live action the incident's last dry run listed (bound to that
+    exact list; a rostered ops approver who is not the operator)."""
     from payops.config import get_settings
     from payops.db import session_scope
-    from payops.incident import store
+    from payops.incident import approval, store
 
-    with session_scope() as s:
+    if approver is not None:
+        raise ParamsInvalid(FieldProblem("--approver", f"{approver!r} is a typed id, which proves nothing: sign the "
+                                         f"plan with your roster key (`{approval.commands(incident_id)[0]}`)"),
+                            "approval")
+    if not statement_only and (key is None) == (signature is None):
+        raise ParamsInvalid([FieldProblem("--key", "give exactly one of --key (sign now) or --signature (signed "
+                                                   "elsewhere), or --statement-only"),
+                             FieldProblem("--signature", "give exactly one of --key or --signature")], "approval")
+    sig_text: str | None = None
+    if signature is not None:
+        try:
+            sig_text = signature.expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ParamsInvalid(FieldProblem("--signature", f"cannot read {signature}: {exc}"), "approval") from None
+    settings = get_settings()
+    with session_scope(settings) as s:
+        row = store.require(s, incident_id)
+        text = approval.statement(row)
+    if statement_only:
+        sys.stdout.write(text)
+        return
+    console.rule(f"You are approving the live action of incident {incident_id}", style="bold")
+    console.print(text, markup=False, highlight=False, soft_wrap=True, end="")
+    console.rule()
+    if key is not None:
+        from payops.approvals import sshkeys
+
+        try:
+            sig_text = sshkeys.sign(text, key)
+        except sshkeys.KeyProblem as exc:
+            raise ParamsInvalid(FieldProblem("--key", str(exc)), "approval") from None
+    assert sig_text is not None
+    with session_scope(settings) as s:
         row = store.require(s, incident_id, lock=True)
-        store.record_approval(s, row, approver, operator=row.operator or get_settings().operator_id)
+        if approval.statement(row) != text:
+            raise ParamsInvalid(FieldProblem("INC", "a new dry run changed the plan while you were signing: read the "
+                                             "new list and approve again"), "approval")
+        appr, new = approval.record(s, row, sig_text, field="--key" if key is not None else "--signature",
+                                    operator=row.operator or settings.operator_id, settings=settings)
         plan = store.plan_of(row) or {}
-        console.print(f"✔ approved by {approver}: {plan.get('description')} (plan {row.plan_sha256})", markup=False)
+        verb = "approved" if new else "already approved"
+        console.print(f"✔ {verb} by {appr.approver_id} (key {appr.key_fingerprint}): {plan.get('description')} "
+                      f"(plan {row.plan_sha256})", markup=False, soft_wrap=True)
 
 
 @app.command("verify")

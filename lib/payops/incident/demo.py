@@ -76,6 +76,7 @@ def main() -> None:
         "PAYOPS_S3_ACCESS_KEY_ID": "AKIAPAYOPSDEMO", "PAYOPS_S3_SECRET_ACCESS_KEY": f"demo-secret-{uuid.uuid4().hex}",
     })
     from payops import db
+    from payops.approvals.testkeys import enroll_test_roster
     from payops.archive import verify_archive
     from payops.config import get_settings
     from payops.incident import cli
@@ -102,8 +103,12 @@ def main() -> None:
         console.rule("[bold]1. Triage, dry run")
         cli.checkout_cmd(scenario="payment-window", incident_id=INCIDENT, since="30m", dry_run=True, live=False,
                          yes=False)
-        console.rule("[bold]2. A second person approves the list")
-        cli.approve_cmd(INCIDENT, approver=APPROVER)
+        console.rule("[bold]2. A second person on the approver roster signs the list (test-only keys made now)")
+        (var / "keys").mkdir(mode=0o700)
+        team = enroll_test_roster(var / "keys", [("operator", OPERATOR, "Oscar Operator (demo)", ("operator",)),
+                                                 ("ops", APPROVER, "Olivia Ops (demo)", ("ops",))],
+                                  by=OPERATOR, settings=settings)
+        cli.approve_cmd(INCIDENT, key=team["ops"].key_path)
         console.rule("[bold]3. Live: expire the listed sessions through Stripe, clear their keys")
         cli.checkout_cmd(scenario="payment-window", incident_id=INCIDENT, since="30m", dry_run=False, live=True,
                          yes=False)
@@ -120,6 +125,7 @@ def main() -> None:
         if not report.ok:
             raise SystemExit(9)
     finally:
+        shutil.rmtree(var / "keys", ignore_errors=True)  # the generated test-only keys never outlive the demo
         if receiver is not None:
             receiver.stop()
         _cleanup(settings)

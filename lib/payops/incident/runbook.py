@@ -26,7 +26,7 @@ from typing import Any
 
 from payops.config import Settings, get_settings
 from payops.errors import ApprovalMissing, FieldProblem, ParamsInvalid
-from payops.incident import store
+from payops.incident import approval, store
 from payops.incident.params import (
     CloseParams,
     IncidentParams,
@@ -58,7 +58,7 @@ def preflight(params: IncidentParams, settings: Settings) -> dict[str, Any] | No
             if not settings.operator_id:
                 raise ParamsInvalid(FieldProblem("PAYOPS_OPERATOR_ID", "a live payment-window expiry needs the "
                                                  "operator's UUID, so the approval can be held to someone else"))
-            problem = store.approval_problem(s, row, settings.operator_id)
+            problem = approval.problem(s, row, settings.operator_id, settings)
             if problem:
                 raise ApprovalMissing(f"live run refused: {problem}")
         return store.plan_of(row)

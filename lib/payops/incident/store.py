@@ -16,9 +16,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from payops.db.models import Approval, Incident, utcnow
-from payops.errors import ApprovalMissing, FieldProblem, ParamsInvalid, PayopsError, PreconditionFailed
-from payops.params import canonical_sha256, canonical_uuid
+from payops.db.models import Incident, utcnow
+from payops.errors import FieldProblem, ParamsInvalid, PayopsError, PreconditionFailed
+from payops.params import canonical_sha256
 from payops.sop.context import dumps
 
 
@@ -139,43 +139,3 @@ def as_dict(row: Incident) -> dict[str, Any]:
             "timeline": _load(row.timeline_json, []), "close_run_id": row.close_run_id}
 
 
-# --- the approval of a live payment-window expiry (minimal: #18 replaces bare-id approvals) ---------------
-APPROVAL_ROLE = "ops"
-
-
-def record_approval(s: Session, row: Incident, approver: str, *, operator: str | None) -> Approval:
-    """An ops approval bound to the sha256 of the dry run's plan: a changed list voids it."""
-    try:
-        approver = canonical_uuid(approver, "--approver")
-    except ValueError as exc:
-        raise ParamsInvalid(FieldProblem("--approver", str(exc)), "approval") from None
-    if row.plan_sha256 is None or row.plan_json is None:
-        raise ApprovalMissing(f"incident {row.id} has no dry-run plan to approve: run the dry run first")
-    if operator and approver == operator:
-        raise ParamsInvalid(FieldProblem("--approver", "the operator cannot approve their own live action"),
-                            "approval")
-    existing = s.query(Approval).filter_by(params_hash=row.plan_sha256, role=APPROVAL_ROLE).one_or_none()
-    if existing is not None:
-        if existing.approver_id != approver:
-            raise ApprovalMissing(f"the plan {row.plan_sha256[:12]}… was already approved by {existing.approver_id}")
-        return existing
-    run_id = _load(row.plan_json, {}).get("run_id")
-    appr = Approval(run_id=run_id, params_hash=row.plan_sha256, role=APPROVAL_ROLE, approver_id=approver,
-                    note=f"incident {row.id}: live action on the dry run's plan")
-    s.add(appr)
-    note(row, f"live action approved by {approver} (plan {row.plan_sha256[:12]}…)")
-    s.flush()
-    return appr
-
-
-def approval_problem(s: Session, row: Incident, operator: str | None) -> str | None:
-    """Why the live action may not go ahead (None: approved by someone other than the operator)."""
-    if row.plan_sha256 is None:
-        return f"incident {row.id} has no dry-run plan: run the dry run first, then have it approved"
-    appr = s.query(Approval).filter_by(params_hash=row.plan_sha256, role=APPROVAL_ROLE).one_or_none()
-    if appr is None:
-        return (f"no approval of the dry run's plan {row.plan_sha256[:12]}… (a second person runs "
-                f"`payops incident approve {row.id} --approver UUID`)")
-    if operator and appr.approver_id == operator:
-        return "the plan was approved by the operator: a second person must approve"
-    return None
