@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from payops.filemodes import PRIVATE, Modes, create_file, make_dirs
+
 CHAIN_FILE = "CHAIN.jsonl"
 LOCK_FILE = ".chain.lock"
 
@@ -28,9 +30,9 @@ def _short(digest: str | None) -> str:
 
 
 @contextlib.contextmanager
-def _chain_lock(output_root: Path) -> Iterator[None]:
-    output_root.mkdir(parents=True, exist_ok=True)
-    with (output_root / LOCK_FILE).open("a") as fh:
+def _chain_lock(output_root: Path, modes: Modes = PRIVATE) -> Iterator[None]:
+    make_dirs(output_root, modes)
+    with open(create_file(output_root / LOCK_FILE, modes, append=True), "a") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
             yield

@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from payops.errors import ArchiveError
+from payops.filemodes import archive_modes, create_file, make_dirs
 
 SCHEMA = "payops.manifest/1"
 _MANIFEST_RE = re.compile(r"^manifest(?:\.([2-9]|[1-9][0-9]+))?\.json$")
@@ -27,12 +28,12 @@ def _segment(value: str, what: str) -> str:
 def run_dir(output_root: Path, sop: str, run_id: str, started_at: datetime) -> Path:
     """Create and return ``<output_root>/<sop>/<YYYY-MM-DD>/<run_id>/`` (``started_at``'s UTC date).
 
-    A naive ``started_at`` is taken to be UTC.
+    A naive ``started_at`` is taken to be UTC. The output root and every folder down to the run's are
+    owner-only (``0700``; ``2750`` with ``PAYOPS_ARCHIVE_GROUP``, see :mod:`payops.filemodes`).
     """
     when = started_at.replace(tzinfo=UTC) if started_at.tzinfo is None else started_at.astimezone(UTC)
     folder = Path(output_root) / _segment(sop, "sop") / when.date().isoformat() / _segment(run_id, "run_id")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return make_dirs(folder, archive_modes(), below=Path(output_root))
 
 
 _html_exporter: list[Any] = []  # one HTMLExporter per process: its compiled templates make the next render ~4x faster
@@ -40,7 +41,8 @@ _html_lock = threading.Lock()
 
 
 def render_html(ipynb: Path) -> Path:
-    """Render a notebook with nbconvert's HTMLExporter to ``<same name>.html`` beside it."""
+    """Render a notebook with nbconvert's HTMLExporter to ``<same name>.html`` beside it (owner-only, like the
+    rest of the archive)."""
     ipynb = Path(ipynb)
     target = ipynb.with_suffix(".html")
     try:
@@ -50,7 +52,12 @@ def render_html(ipynb: Path) -> Path:
 
                 _html_exporter.append(HTMLExporter())
             body, _resources = _html_exporter[0].from_filename(str(ipynb))
-        target.write_text(body, encoding="utf-8")
+        fd = create_file(target, archive_modes())
+        with open(fd, "w", encoding="utf-8") as fh:
+            fh.truncate()
+            fh.write(body)
+    except ArchiveError:
+        raise
     except Exception as exc:  # nbconvert raises many unrelated types; all mean "no HTML"
         raise ArchiveError(f"cannot render {ipynb} to HTML: {type(exc).__name__}: {exc}") from exc
     return target

@@ -20,6 +20,7 @@ from payops.archive.chain import CHAIN_FILE, _chain_lock, _short, read_chain, sh
 from payops.archive.folders import SCHEMA, _files_under, _load_manifest, _manifest_name, _manifests_in
 from payops.archive.scan import scan_for_secrets, scan_text
 from payops.errors import ArchiveError
+from payops.filemodes import archive_modes, create_file, secure_tree
 
 _RESERVED_KEYS = {
     "schema", "sop", "run_id", "files", "package_versions", "git_commit", "sealed_at", "seal_number",
@@ -93,7 +94,8 @@ def seal_run(folder: Path, *, output_root: Path, meta: dict[str, Any], extra_sec
     except (TypeError, ValueError) as exc:
         raise ArchiveError(f"meta is not JSON-serializable: {exc}") from exc
 
-    with _chain_lock(output_root):
+    modes = archive_modes()  # an unknown PAYOPS_ARCHIVE_GROUP fails here, before anything is written
+    with _chain_lock(output_root, modes):
         findings = scan_for_secrets(folder, extra) + scan_text(meta_json, "<manifest meta>", extra)
         if findings:
             listed = "; ".join(str(f) for f in findings[:20])
@@ -106,6 +108,7 @@ def seal_run(folder: Path, *, output_root: Path, meta: dict[str, Any], extra_sec
             raise ArchiveError(f"cannot extend the chain: {chain_problems[0]}")
         by_path = {c["manifest"]: c for c in chain}
 
+        secure_tree(folder, modes)  # whatever wrote the files (a kernel, papermill, nbconvert): owner-only now
         files = {rel: sha256_file(p) for rel, p in _files_under(folder)}
         earlier = _manifests_in(folder)
         for _number, mpath in earlier:
@@ -147,7 +150,7 @@ def seal_run(folder: Path, *, output_root: Path, meta: dict[str, Any], extra_sec
         }
         data = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
         target = folder / name
-        with target.open("xb") as fh:
+        with open(create_file(target, modes, exclusive=True), "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -156,7 +159,7 @@ def seal_run(folder: Path, *, output_root: Path, meta: dict[str, Any], extra_sec
             "seq": seq, "manifest": (rel_folder / name).as_posix(), "sha256": digest, "sealed_at": sealed_at,
             "prev_sha256": prev["sha256"] if prev else None,
         }
-        with (output_root / CHAIN_FILE).open("a", encoding="utf-8") as fh:
+        with open(create_file(output_root / CHAIN_FILE, modes, append=True), "a", encoding="utf-8") as fh:
             fh.write(json.dumps(line, sort_keys=True) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
