@@ -11,7 +11,15 @@ from typing import Any
 
 from payops.archive.chain import CHAIN_FILE, _find_root, _short, read_chain, sha256_file
 from payops.archive.folders import _MANIFEST_RE, _files_under, _load_manifest, _manifests_in, _safe_rel
+from payops.archive.tail import AnchorSource, Findings, RunRecords, check_anchor, check_records, head_of
 from payops.errors import ArchiveError
+from payops.filemodes import open_to_others
+
+NO_RECORDS = ("the run records were not compared (no database): that no sealed run is missing — the newest "
+              "included, deleted with its chain line — is not proven")
+NO_ANCHORS = "no anchor of the chain head was read: that the chain's tail was not cut off is not proven by an anchor"
+ONE_FOLDER = ("one run folder only: the rest of the archive, its tail and the anchors are checked by verifying the "
+              "output root")
 
 
 # -- verification --------------------------------------------------------------------------------
@@ -23,6 +31,12 @@ class VerifyReport:
     runs_checked: int
     files_checked: int
     problems: list[str] = field(default_factory=list)
+    #: worth a look, not a failure: files others can read, seals without a record, a head not yet anchored
+    warnings: list[str] = field(default_factory=list)
+    #: what this verification could not prove (no database, no anchor readable, one run folder only)
+    unproven: list[str] = field(default_factory=list)
+    #: the chain's newest line {seq, manifest, sha256, sealed_at} (None: no chain, or one run folder)
+    head: dict[str, Any] | None = None
 
     @property
     def first_problem(self) -> str | None:
@@ -203,7 +217,60 @@ def _run_checks(v: _Verifier, folder: Path, label: str, run_checks: Sequence[Run
             v.problem(f"{label}/{problem}")
 
 
-def verify_archive(path: Path, *, run_checks: Sequence[RunCheck] = ()) -> VerifyReport:
+def _merge(report: VerifyReport, found: Findings) -> None:
+    report.problems.extend(found.problems)
+    report.warnings.extend(found.warnings)
+    report.unproven.extend(found.unproven)
+
+
+def _permission_warnings(report: VerifyReport, top: Path, label: str) -> None:
+    """Files or folders others can read (#19: the archive is owner-only, or open to PAYOPS_ARCHIVE_GROUP)."""
+    opened = open_to_others(top)
+    if opened:
+        shown = ", ".join(f"{label if rel == '.' else f'{label}/{rel}'} ({mode:04o})" for rel, mode in opened[:3])
+        more = f" and {len(opened) - 3} more" if len(opened) > 3 else ""
+        report.warnings.append(f"{len(opened)} file(s) or folder(s) others can read: {shown}{more} — the archive is "
+                               f"owner-only (PAYOPS_ARCHIVE_GROUP for auditors): chmod -R o-rwx {top}")
+
+
+def _hold_root(report: VerifyReport, root: Path, records: RunRecords | None, anchors: Sequence[AnchorSource],
+               notes: Sequence[str]) -> None:
+    chain, _problems = read_chain(root)  # unreadable lines were reported by the chain check
+    report.head = head_of(chain)
+    if records is None:
+        report.unproven.append(NO_RECORDS)
+    else:
+        _merge(report, check_records(chain, records, root))
+    if not anchors:
+        report.unproven.append(NO_ANCHORS)
+    for source in anchors:
+        _merge(report, check_anchor(chain, source))
+    report.unproven.extend(notes)
+    _permission_warnings(report, root, ".")
+
+
+def _hold_run(report: VerifyReport, folder: Path, records: RunRecords | None, notes: Sequence[str]) -> None:
+    label = folder.name
+    if records is None:
+        report.unproven.append(NO_RECORDS)
+    else:
+        present = {p.name: sha256_file(p) for _n, p in _manifests_in(folder)}
+        for r in records.seals:
+            if r.manifest is not None:
+                name = PurePosixPath(r.manifest).name
+                if present.get(name) != r.sha256:
+                    state = "missing" if name not in present else f"sha256 {_short(present[name])}"
+                    report.problems.append(f"{label}/{name}: {r.label} was sealed with manifest sha256 "
+                                           f"{_short(r.sha256)} (chain seq {r.seq}), here it is {state}")
+            elif r.sha256 not in present.values():
+                report.problems.append(f"{label}: {r.label} is recorded as sealed with manifest sha256 "
+                                       f"{_short(r.sha256)}, no manifest here has it")
+    report.unproven.extend([*notes, ONE_FOLDER])
+    _permission_warnings(report, folder, label)
+
+
+def verify_archive(path: Path, *, run_checks: Sequence[RunCheck] = (), records: RunRecords | None = None,
+                   anchors: Sequence[AnchorSource] = (), notes: Sequence[str] = ()) -> VerifyReport:
     """Verify an output root (the whole chain) or one run folder; problems name the first mismatch.
 
     For a root: every CHAIN.jsonl line's manifest exists and hashes as recorded, every manifest links
@@ -211,16 +278,28 @@ def verify_archive(path: Path, *, run_checks: Sequence[RunCheck] = ()) -> Verify
     folder, and no manifest is missing from the chain. For a run folder: its manifests and files,
     and their chain entries when a CHAIN.jsonl is found above it. Each of ``run_checks`` runs on every
     sealed run folder (its problems labelled with the folder), e.g. the signed approvals' check.
+
+    Held against what was recorded outside the archive (:mod:`payops.archive.tail`): ``records`` (the seals
+    the database recorded — for a root those under it, for a run folder that run's) and ``anchors`` (the
+    anchored chain heads). Without them the report says what it could not prove (``unproven``); ``notes`` are
+    added there (why the database could not be read…). ``warnings`` never fail it: files others can read,
+    seals without a record, a head not yet anchored.
     """
     path = Path(path).resolve()
     if not path.is_dir():
         return VerifyReport(ok=False, runs_checked=0, files_checked=0, problems=[f"{path}: not a folder"])
     if _manifests_in(path) and not (path / CHAIN_FILE).exists():
-        return _verify_run(path, run_checks)
+        report = _verify_run(path, run_checks)
+        _hold_run(report, path, records, notes)
+        report.ok = not report.problems
+        return report
     if not (path / CHAIN_FILE).exists():
         above = _find_root(path.parent)
         if above is not None:
             return VerifyReport(ok=False, runs_checked=0, files_checked=0, problems=[
                 f"{path}: neither an output root nor a sealed run folder (the output root is {above})"
             ])
-    return _verify_root(path, run_checks)
+    report = _verify_root(path, run_checks)
+    _hold_root(report, path, records, anchors, notes)
+    report.ok = not report.problems
+    return report
