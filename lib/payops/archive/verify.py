@@ -227,7 +227,10 @@ def _permission_warnings(report: VerifyReport, top: Path, label: str) -> None:
     """Files or folders others can read (#19: the archive is owner-only, or open to PAYOPS_ARCHIVE_GROUP)."""
     opened = open_to_others(top)
     if opened:
-        shown = ", ".join(f"{label if rel == '.' else f'{label}/{rel}'} ({mode:04o})" for rel, mode in opened[:3])
+        def name(rel: str) -> str:
+            return label if rel == "." else rel if label == "." else f"{label}/{rel}"
+
+        shown = ", ".join(f"{name(rel)} ({mode:04o})" for rel, mode in opened[:3])
         more = f" and {len(opened) - 3} more" if len(opened) > 3 else ""
         report.warnings.append(f"{len(opened)} file(s) or folder(s) others can read: {shown}{more} — the archive is "
                                f"owner-only (PAYOPS_ARCHIVE_GROUP for auditors): chmod -R o-rwx {top}")
