@@ -187,3 +187,42 @@ def test_one_run_folder_is_held_to_its_own_record(world) -> None:  # type: ignor
     manifest.write_text(json.dumps(data))
     report = verify_with_records(manifest.parent)
     assert any(f"run {rid}" in p and "was sealed with manifest sha256" in p for p in report.problems)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_slack_anchor_posts_the_head_and_verify_leaves_it_to_a_person(  # type: ignore[no-untyped-def]
+        world, local_sinks, monkeypatch: pytest.MonkeyPatch) -> None:
+    local_sinks.clear()
+    monkeypatch.setenv("PAYOPS_ARCHIVE_ANCHORS", "db,slack")
+    monkeypatch.setenv("PAYOPS_OPS_SLACK_WEBHOOK_URL", local_sinks.slack_webhook_url)
+    get_settings(fresh=True)
+    _rid, manifest = sealed_run(1)
+    sha = archive.sha256_file(manifest)
+    (post,) = local_sinks.slack_messages()
+    assert post["json"]["channel"] == "#payments-ops"
+    assert f"seq 1 · {manifest.relative_to(world['out']).as_posix()} · sha256 {sha}" in post["json"]["text"]
+    res = CliRunner().invoke(app, ["archive", "verify"])
+    assert res.exit_code == 0, res.stderr
+    assert "not proven: the Slack anchor cannot be read back" in res.stdout and f"sha256 {sha}" in res.stdout
+    with session_scope() as s:
+        rows = s.scalars(select(ArchiveAnchor).order_by(ArchiveAnchor.id)).all()
+    assert [(r.kind, r.target, r.status) for r in rows] == [("db", None, "ok"), ("slack", "#payments-ops", "ok")]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_an_anchor_that_cannot_be_written_never_fails_the_seal(world, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("PAYOPS_ARCHIVE_ANCHORS", f"db,file:{blocker}/heads.jsonl")
+    get_settings(fresh=True)
+    _rid, manifest = sealed_run(1)  # sealed, recorded, anchored in the database; the file anchor failed
+    assert manifest.is_file()
+    with session_scope() as s:
+        failed = s.scalars(select(ArchiveAnchor).where(ArchiveAnchor.kind == "file")).one()
+    assert failed.status == "failed" and "FileExistsError" in (failed.error or "")
+    report = verify_with_records(world["out"])
+    assert not report.ok  # configured, and unreadable while the chain has a head: a problem, not a pass
+    assert report.problems[0].startswith(f"anchor file:{blocker}/heads.jsonl: cannot read")
+    res = CliRunner().invoke(app, ["archive", "anchor"])
+    assert res.exit_code == 9 and "1 anchor(s) failed: file" in res.stderr
