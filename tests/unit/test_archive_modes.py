@@ -105,11 +105,13 @@ def test_verify_warns_on_a_file_others_can_read(env: Path) -> None:
     report = archive.verify_archive(env)
     assert report.ok  # a warning, not a broken chain
     assert report.warnings == [
-        "1 file(s) or folder(s) others can read: manual_payout/2026-12-07/run-1/10-verify.ipynb (0644) — the archive "
-        f"is owner-only (PAYOPS_ARCHIVE_GROUP for auditors): chmod -R o-rwx {env}"]
+        "1 file(s) or folder(s) with permissions for others: manual_payout/2026-12-07/run-1/10-verify.ipynb (0644) — "
+        f"the archive is owner-only (PAYOPS_ARCHIVE_GROUP for auditors): chmod -R o-rwx {env}"]
     res = CliRunner().invoke(app, ["archive", "verify"])
-    assert res.exit_code == 0 and "others can read: manual_payout/2026-12-07/run-1/10-verify.ipynb" in res.stderr
-    assert archive.verify_archive(manifest.parent).warnings[0].startswith("1 file(s) or folder(s) others can read")
+    assert res.exit_code == 0
+    assert "with permissions for others: manual_payout/2026-12-07/run-1/10-verify.ipynb" in res.stderr
+    assert archive.verify_archive(manifest.parent).warnings[0].startswith(
+        "1 file(s) or folder(s) with permissions for others")
 
 
 def test_verify_without_a_database_says_what_it_could_not_prove(env: Path, tmp_path: Path) -> None:

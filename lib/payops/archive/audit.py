@@ -41,7 +41,9 @@ def verify_with_records(path: Path, *, settings: Settings | None = None, run_che
                 records = load_records(s, settings, run_id=path.name)
             else:
                 records = load_records(s, settings, output_root=key)
-                anchors.append(load_db_anchors(s, output_root=key))
+                db_anchors = load_db_anchors(s, output_root=key)
+                if db_anchors.entries or "db" in settings.archive_anchor_list:  # read whenever there are some
+                    anchors.append(db_anchors)
     if not single:
         for entry in settings.archive_anchor_list:
             if entry.startswith("file:"):

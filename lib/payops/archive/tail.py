@@ -130,6 +130,10 @@ def check_records(chain: list[dict[str, Any]], records: RunRecords, root: Path) 
             f.warnings.append(
                 f"{CHAIN_FILE}: {len(unrecorded)} seal(s) have no record in {records.source} (seq "
                 f"{_ranges(unrecorded)}): sealed without the database, or before seals were recorded")
+    elif chain and records.seals:
+        f.unproven.append(f"the chain's tail: the runs {records.source} knows here were sealed before seals were "
+                          "recorded (each was held to its run row's manifest sha256), so the chain's newest seal "
+                          "cannot be compared with the records")
     elif chain:
         where = f" (it has seals under {', '.join(records.other_roots)})" if records.other_roots else ""
         f.unproven.append(f"the run records: {records.source} records no seal under this output root{where} — "

@@ -232,8 +232,8 @@ def _permission_warnings(report: VerifyReport, top: Path, label: str) -> None:
 
         shown = ", ".join(f"{name(rel)} ({mode:04o})" for rel, mode in opened[:3])
         more = f" and {len(opened) - 3} more" if len(opened) > 3 else ""
-        report.warnings.append(f"{len(opened)} file(s) or folder(s) others can read: {shown}{more} — the archive is "
-                               f"owner-only (PAYOPS_ARCHIVE_GROUP for auditors): chmod -R o-rwx {top}")
+        report.warnings.append(f"{len(opened)} file(s) or folder(s) with permissions for others: {shown}{more} — "
+                               f"the archive is owner-only (PAYOPS_ARCHIVE_GROUP for auditors): chmod -R o-rwx {top}")
 
 
 def _hold_root(report: VerifyReport, root: Path, records: RunRecords | None, anchors: Sequence[AnchorSource],
