@@ -226,3 +226,20 @@ def test_an_anchor_that_cannot_be_written_never_fails_the_seal(world, tmp_path: 
     assert report.problems[0].startswith(f"anchor file:{blocker}/heads.jsonl: cannot read")
     res = CliRunner().invoke(app, ["archive", "anchor"])
     assert res.exit_code == 9 and "1 anchor(s) failed: file" in res.stderr
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_copy_of_the_archive_is_held_to_its_originals_records(world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    sealed_run(1)
+    _rid, manifest = sealed_run(2)
+    copy = tmp_path / "auditor-copy"
+    shutil.copytree(world["out"], copy)
+    report = verify_with_records(copy)
+    assert report.ok and any("records no seal under this output root" in u and "--recorded-root" in u
+                             for u in report.unproven)
+    assert verify_with_records(copy, recorded_root=world["out"]).unproven == []
+    cut_the_tail(copy, copy / manifest.relative_to(world["out"]))
+    report = verify_with_records(copy, recorded_root=world["out"])
+    assert not report.ok and _rid in report.problems[0]

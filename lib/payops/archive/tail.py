@@ -135,7 +135,8 @@ def check_records(chain: list[dict[str, Any]], records: RunRecords, root: Path) 
                           "recorded (each was held to its run row's manifest sha256), so the chain's newest seal "
                           "cannot be compared with the records")
     elif chain:
-        where = f" (it has seals under {', '.join(records.other_roots)})" if records.other_roots else ""
+        where = (f" (it has seals under {', '.join(records.other_roots)}: a copy is compared with its original's "
+                 "records by --recorded-root)") if records.other_roots else ""
         f.unproven.append(f"the run records: {records.source} records no seal under this output root{where} — "
                           "nothing to hold the chain's tail against")
     return f
