@@ -66,7 +66,7 @@ app = typer.Typer(help="Payments Ops runbooks and Finance reconciliation, as arc
                   no_args_is_help=True, pretty_exceptions_enable=False, cls=lazy_group_class(FAMILIES))
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 runs_app = typer.Typer(help="Runbook runs: list, show, resume.", no_args_is_help=True)
-archive_app = typer.Typer(help="The audit archive: verify the hash chain.", no_args_is_help=True)
+archive_app = typer.Typer(help="The audit archive: verify the hash chain, anchor its head.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(runs_app, name="runs")
 app.add_typer(archive_app, name="archive")
@@ -256,21 +256,70 @@ def runs_resume(
 # --- archive ---------------------------------------------------------------------------------------
 @archive_app.command("verify")
 @handles_errors
-def archive_verify(path: Annotated[Path | None, typer.Argument(help="Output dir (default) or one run folder.")]
-                   = None) -> None:
-    """Check every manifest, file, chain link and signed approval; name the first that no longer matches."""
+def archive_verify(
+    path: Annotated[Path | None, typer.Argument(help="Output dir (default) or one run folder.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail when anything could not be proven (no database, "
+                                                          "no anchor readable).")] = False,
+    recorded_root: Annotated[Path | None, typer.Option(
+        "--recorded-root", help="Hold a copy of an archive against the records of the output root it was copied "
+                                "from.")] = None,
+) -> None:
+    """Check every manifest, file, chain link and signed approval, and hold the archive against the run records
+    and the anchors of its chain head; name the first that no longer matches, say what could not be proven."""
     from payops.approvals.evidence import verify_run_approvals
-    from payops.archive import verify_archive
+    from payops.archive.audit import verify_with_records
     from payops.config import get_settings
     from payops.errors import ArchiveError
 
     target = path or get_settings().output_dir
-    report = verify_archive(target, run_checks=(verify_run_approvals,))  # signatures re-verified with ssh-keygen
+    report = verify_with_records(target, run_checks=(verify_run_approvals,),  # signatures re-verified with ssh-keygen
+                                 recorded_root=recorded_root)
+    for p in report.problems:
+        err_console.print(Text.assemble(("✗ ", "red"), p), soft_wrap=True)
+    for w in report.warnings:
+        err_console.print(Text.assemble(("! ", "yellow"), w), soft_wrap=True)
+    for u in report.unproven:
+        console.print(Text.assemble(("? not proven: ", "yellow"), u), soft_wrap=True)
+    if report.head is not None:
+        h = report.head
+        console.print(f"chain head: seq {h['seq']} · {h['manifest']} · sha256 {h['sha256']}", soft_wrap=True)
     if not report.ok:
-        for p in report.problems:
-            err_console.print(Text.assemble(("✗ ", "red"), p), soft_wrap=True)
         raise ArchiveError(f"archive {target} does not verify: {report.first_problem}")
-    console.print(f"[green]✓[/] {target}: {report.runs_checked} run(s), {report.files_checked} file(s), chain intact")
+    if strict and report.unproven:
+        raise ArchiveError(f"archive {target}: {len(report.unproven)} thing(s) not proven (--strict): "
+                           f"{report.unproven[0]}")
+    held = "held against the run records and the anchors" if not report.unproven else (
+        f"{len(report.unproven)} thing(s) not proven (above)")
+    console.print(f"[green]✓[/] {target}: {report.runs_checked} run(s), {report.files_checked} file(s), chain intact"
+                  f"; {held}", soft_wrap=True)
+
+
+@archive_app.command("anchor")
+@handles_errors
+def archive_anchor(
+    print_only: Annotated[bool, typer.Option("--print", help="Print the chain head, anchor nothing.")] = False,
+) -> None:
+    """Anchor the chain head now where PAYOPS_ARCHIVE_ANCHORS says (db, file:PATH, slack), and print it."""
+    from payops.archive.anchor import anchor_head, chain_head
+    from payops.config import get_settings
+    from payops.errors import ArchiveError
+
+    settings = get_settings()
+    head = chain_head(settings.output_dir)
+    if head is None:
+        raise ArchiveError(f"{settings.output_dir}: no chain yet (nothing sealed), nothing to anchor")
+    console.print(f"chain head: seq {head['seq']} · {head['manifest']} · sha256 {head['sha256']}", soft_wrap=True)
+    if print_only:
+        return
+    results = anchor_head(settings)
+    for r in results:
+        mark = ("✓ ", "green") if r.ok else ("✗ ", "red")
+        console.print(Text.assemble(mark, f"{r.kind}{' ' + r.target if r.target else ''}: {r.detail}"), soft_wrap=True)
+    failed = [r for r in results if not r.ok]
+    if not results:
+        raise ArchiveError("PAYOPS_ARCHIVE_ANCHORS is empty: the head was anchored nowhere")
+    if failed:
+        raise ArchiveError(f"{len(failed)} anchor(s) failed: {failed[0].kind}: {failed[0].detail}")
 
 
 def main() -> None:

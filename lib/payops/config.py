@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 STRIPE_API_DEFAULT = "https://api.stripe.com"
@@ -53,6 +53,16 @@ class Settings(BaseSettings):
         None, validation_alias=_env("PAYOPS_RECON_CACHE_DIR"),
         description="Raw Stripe pages cached per reconciliation period (never archived); "
                     "default <project>/var/recon-cache.",
+    )
+    archive_group: str | None = Field(
+        None, validation_alias=_env("PAYOPS_ARCHIVE_GROUP"),
+        description="Group (name or number) that may read the archive, for auditors: files 0640, folders 2750. "
+                    "Unset: owner only (0600/0700).",
+    )
+    archive_anchors: str = Field(
+        "db", validation_alias=_env("PAYOPS_ARCHIVE_ANCHORS"),
+        description="Where the chain head is anchored after each seal, comma-separated: db, file:PATH "
+                    "(an append-only file outside the archive), slack (posted to the ops Slack channel).",
     )
 
     # --- people -----------------------------------------------------------------------------
@@ -190,6 +200,23 @@ class Settings(BaseSettings):
                                              validation_alias=_env("PAYOPS_INCIDENT_SEVERE_SUCCESS"))
     incident_escalate_customers: int = Field(25, ge=1, validation_alias=_env("PAYOPS_INCIDENT_ESCALATE_CUSTOMERS"))
 
+    @field_validator("archive_anchors")
+    @classmethod
+    def _anchor_list(cls, value: str) -> str:
+        """Each entry is ``db``, ``slack`` or ``file:PATH``; relative paths are resolved like the others."""
+        out = []
+        for raw in value.split(","):
+            entry = raw.strip()
+            if not entry:
+                continue
+            if entry in ("db", "slack"):
+                out.append(entry)
+            elif entry.startswith("file:") and entry[5:].strip():
+                out.append("file:" + str(Path(entry[5:].strip()).expanduser().resolve()))
+            else:
+                raise ValueError(f"PAYOPS_ARCHIVE_ANCHORS: {entry!r} is not db, slack or file:PATH")
+        return ",".join(dict.fromkeys(out))
+
     @model_validator(mode="after")
     def _absolute_paths(self) -> Settings:
         """Relative paths are resolved once, against the working directory of the process that reads
@@ -204,6 +231,11 @@ class Settings(BaseSettings):
         return self
 
     # -- helpers --------------------------------------------------------------------------------
+    @property
+    def archive_anchor_list(self) -> list[str]:
+        """``PAYOPS_ARCHIVE_ANCHORS`` as entries: ``db``, ``slack``, ``file:/absolute/path``."""
+        return [e for e in self.archive_anchors.split(",") if e]
+
     @property
     def uses_stripe_api(self) -> bool:
         """True when pointed at Stripe itself rather than the local sandbox."""

@@ -99,7 +99,7 @@ def main() -> None:
             **monitoring_env(sinks),
         })
         from payops import db, manual
-        from payops.archive import verify_archive
+        from payops.archive.audit import verify_with_records
         from payops.config import get_settings
         from payops.db.seed import seed_ledger
 
@@ -170,7 +170,7 @@ def main() -> None:
         cycle_cli.run_cmd(cycle_date=demo_data.NEXT_CYCLE.isoformat(), dry_run=False, live=True)
         cycle_cli.status_cmd(limit=8)
         show_monitoring(console, settings, sinks)
-        report = verify_archive(settings.output_dir, run_checks=(verify_run_approvals,))
+        report = verify_with_records(settings.output_dir, settings=settings, run_checks=(verify_run_approvals,))
         console.print(("[green]✓ archive verifies[/]" if report.ok else f"[red]✗ {report.first_problem}[/]")
                       + f" — {report.runs_checked} run(s) in the chain")
         console.print(json.dumps({"dry_run": dry.run_id, "live_run": live.run_id, "transfer": tr_id,

@@ -310,9 +310,14 @@ def seal(run_id: str, *, settings: Settings | None = None) -> Path:
     manifest = archive.seal_run(folder, output_root=settings.output_dir.resolve(), meta=meta,
                                 extra_secrets=settings.secret_values())
     digest = archive.sha256_file(manifest)
+    from payops.archive.anchor import anchor_head  # issue #19: the seal recorded, the chain head anchored outside
+    from payops.archive.records import record_seal
+
     with session_scope(settings) as s:
         s.execute(update(RunbookRun).where(RunbookRun.id == run_id).values(manifest_sha256=digest))
         s.execute(update(ManualPayout).where(ManualPayout.run_id == run_id).values(archive_manifest_sha256=digest))
+        record_seal(s, manifest, output_root=settings.output_dir.resolve(), run_id=run_id)
+    anchor_head(settings)
     return manifest
 
 

@@ -52,8 +52,10 @@ def get_engine(url: str | None = None) -> Engine:
         if eng is None:
             parsed = make_url(url)
             if parsed.get_backend_name() == "sqlite":
-                if parsed.database and parsed.database != ":memory:":
-                    Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+                    from payops.filemodes import private_sqlite_file
+
+                    private_sqlite_file(Path(parsed.database))  # owner-only: it holds who approved what
                 eng = create_engine(url, connect_args={"timeout": 30})
                 event.listen(eng, "connect", _sqlite_pragmas)
             else:

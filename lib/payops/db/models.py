@@ -284,6 +284,41 @@ class RunbookStep(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class ArchiveSeal(Base):
+    """One sealed manifest, recorded when it was sealed (#19): ``payops archive verify`` holds the archive against
+    these rows — a run recorded as sealed whose manifest or chain line is gone (even the newest) is named."""
+
+    __tablename__ = "archive_seals"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    output_root: Mapped[str] = mapped_column(Text, index=True)  # absolute, as sealed
+    manifest_path: Mapped[str] = mapped_column(Text)  # relative to output_root
+    manifest_sha256: Mapped[str] = mapped_column(String(64))
+    chain_seq: Mapped[int] = mapped_column(Integer)  # its position in CHAIN.jsonl
+    prev_sha256: Mapped[str | None] = mapped_column(String(64))
+    run_id: Mapped[str | None] = mapped_column(UUID, index=True)
+    sop: Mapped[str | None] = mapped_column(String(64))
+    sealed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ArchiveAnchor(Base):
+    """The chain head anchored outside the archive folder (#19): ``kind`` db rows are the database anchor;
+    file and slack rows log where else the head went (``status`` ok · failed, ``error``). ``target`` is a
+    path or a channel name, never a webhook URL."""
+
+    __tablename__ = "archive_anchors"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    output_root: Mapped[str] = mapped_column(Text, index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # db · file · slack
+    target: Mapped[str | None] = mapped_column(Text)
+    chain_seq: Mapped[int] = mapped_column(Integer)
+    manifest_path: Mapped[str] = mapped_column(Text)
+    manifest_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # ok · failed
+    error: Mapped[str | None] = mapped_column(Text)
+    anchored_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Approval(Base):
     """One approval of one parameter set. ``kind`` ``sshsig``: a signed statement checked against the
     roster (0004); ``unsigned``: recorded before signatures existed — shown as legacy, never counted."""

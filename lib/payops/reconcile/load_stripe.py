@@ -113,10 +113,10 @@ def pull_transfers(client_factory: ClientFactory, lo: int, hi: int, *, slices: i
         pages = puller.pages(lambda c, p: c.v1.transfers.list(params=p), {"created": {"gte": sl.lo, "lt": sl.hi}})
         stats.add(slices_pulled=1)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             doc = {"slice": [sl.lo, sl.hi], "fetched_at": now, "sealed": now >= sl.hi + seal_after, "pages": pages}
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(doc))
+            _write_private(tmp, json.dumps(doc))
             tmp.replace(path)
         return pages
 
@@ -183,8 +183,8 @@ def pull_payout_links(client_factory: ClientFactory, accounts: Iterable[str], lo
         pages = puller.pages(lambda c, p: c.v1.balance_transactions.list(params=p, options=opts),  # type: ignore[arg-type]
                              {"payout": po["id"]})
         if path is not None and po["status"] in FINAL_PAYOUT:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"status": po["status"], "pages": pages}))
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _write_private(path, json.dumps({"status": po["status"], "pages": pages}))
         return _link_rows(po, pages)
 
     t0 = time.monotonic()
@@ -252,6 +252,15 @@ def links_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         else:
             out[col] = df[col].astype(kind)
     return out.sort_values(["destination_payment", "payout_id"]).reset_index(drop=True)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """A cache file: 0600 from its creation (raw Stripe pages name studios and amounts)."""
+    from payops.filemodes import PRIVATE, create_file
+
+    with open(create_file(path, PRIVATE), "w", encoding="utf-8") as fh:
+        fh.truncate()
+        fh.write(text)
 
 
 def load_stripe(client_factory: ClientFactory, config: ReconConfig, cache_dir: Path | None,

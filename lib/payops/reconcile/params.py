@@ -200,8 +200,12 @@ class ReconContext:
 
     @property
     def cache_dir(self) -> Path:
-        """Raw Stripe pages, per period, reused by the next run over the same period (not archived)."""
-        return recon_cache_root(self.settings) / self.params.subject_key
+        """Raw Stripe pages, per period, reused by the next run over the same period (not archived); the cache
+        and its folders are owner-only (0700), its files 0600."""
+        from payops.filemodes import PRIVATE, make_dirs
+
+        root = recon_cache_root(self.settings)
+        return make_dirs(root / self.params.subject_key, PRIVATE, below=root)
 
     def stripe_client_factory(self) -> Any:
         """A factory of platform-key StripeClients (one per pulling thread)."""
