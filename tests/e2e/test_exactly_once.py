@@ -95,7 +95,7 @@ def test_killed_around_the_stripe_call_then_repeated_on_postgres(payops_env, liv
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_runs_resume_dry_run_live_after_a_crash_finishes_the_interrupted_run(payops_env, roster) -> None:  # type: ignore[no-untyped-def]
+def test_runs_resume_dry_run_live_after_a_crash_finishes_the_interrupted_run(payops_env, roster, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The other natural move: `payops runs resume DRY_RUN_ID --live --key K` again. `runs list` / `runs show`
     meanwhile say the run is interrupted, how far it got and that money moved."""
     dry = approved_dry_run(roster)
@@ -106,6 +106,9 @@ def test_runs_resume_dry_run_live_after_a_crash_finishes_the_interrupted_run(pay
     tr = stripe_transfers(payops_env.sandbox)[0].id
     assert (run["status"], run["last_finished"], run["money_moved"]) == ("interrupted", "30-audit-insert",
                                                                           f"yes ({tr})")
+    from payops import cli_support
+
+    monkeypatch.setattr(cli_support.console, "width", 250)  # a wide terminal: the whole table
     listed = cli("runs", "list", "--limit", "5")
     assert "interrupted" in listed.stdout and "money moved" in listed.stdout and "last finished" in listed.stdout
     shown = " ".join(cli("runs", "show", run["id"]).stdout.split())
