@@ -53,6 +53,7 @@ class Holder:
     """A live run that holds a ledger payout and has not finished."""
 
     run_id: str
+    ledger_payout_id: str
     status: str  # as shown: interrupted · running · failed · created
     mode: str
     params_hash: str
@@ -69,7 +70,7 @@ class Holder:
 
 
 def _holder(s: Session, run: RunbookRun) -> Holder:
-    return Holder(run.id, runstate.shown_status(run), run.mode, run.params_hash, run.operator,
+    return Holder(run.id, run.subject_key or "", runstate.shown_status(run), run.mode, run.params_hash, run.operator,
                   runstate.lease_alive(run), run.lease_owner, run.lease_expires_at, last_finished(s, run.id),
                   money_moved(s, run))
 
@@ -100,14 +101,15 @@ def check_resumable(h: Holder, *, params_hash: str, operator: str | None) -> Non
                                     else ")")) if h.lease_owner else ""
     if h.alive:
         raise ConcurrentRun(
-            f"ledger payout is held: {h.describe()} is still being executed{lease}. Nothing was started; "
+            f"{h.describe()} holds this ledger payout ({h.ledger_payout_id}) and is still being executed{lease}. "
+            "Nothing was started; "
             f"wait for it and check with `payops runs show {h.run_id}`")
     if operator != h.operator:
         raise ConcurrentRun(
-            f"ledger payout is held: {h.describe()} holds this ledger payout and belongs to operator {h.operator}, "
+            f"{h.describe()} holds this ledger payout ({h.ledger_payout_id}) and belongs to operator {h.operator}, "
             f"not {operator}. Nothing was started; its operator finishes it with `payops runs resume {h.run_id}`")
     if params_hash != h.params_hash:
         raise ConcurrentRun(
-            f"ledger payout is held: {h.describe()} holds this ledger payout with other parameters (sha256 "
+            f"{h.describe()} holds this ledger payout ({h.ledger_payout_id}) with other parameters (sha256 "
             f"{h.params_hash[:12]}…; yours {params_hash[:12]}…). Nothing was started; finish it with "
             f"`payops runs resume {h.run_id}` (`payops runs show {h.run_id}` shows its parameters)")
