@@ -66,12 +66,15 @@ def _killed(live_args: list[str], point: str) -> dict:  # type: ignore[type-arg]
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("point", KILL_POINTS)
-def test_killed_anywhere_then_the_same_command_finishes_it(payops_env, live_args, point: str) -> None:  # type: ignore[no-untyped-def]
+def test_killed_anywhere_then_the_same_command_finishes_it(payops_env, live_args, roster, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                         point: str) -> None:
     """The operator's natural move after a crash: repeat the same approved live command. It resumes the
     interrupted run (no run id needed) — one transfer, audit row, Slack post, email, sealed archive, and
     no extra (failed) run."""
     run = _killed(live_args, point)
     assert len(stripe_transfers(payops_env.sandbox)) <= 1
+    if point == "after:10-verify":  # the approvers signed again (a fresh statement of the same parameters)
+        live_args = signed_live_args(roster, SOP_ARGS, tmp_path / "fresh-sigs")
     again = cli(*live_args)
     assert again.exit_code == 0, again.stdout + again.stderr
     assert f"resuming run {run['id']}" in " ".join(again.stdout.split())
