@@ -217,10 +217,11 @@ def runs_list(
         return
     from rich.table import Table
 
-    table = Table("sop", "mode", "status", "created (UTC)", "failed step")
+    table = Table("sop", "mode", "status", "created (UTC)", "last finished", "failed step", "money moved")
     table.add_column("run (copy this id)", no_wrap=True)
     for r in rows:
-        table.add_row(r["sop"], r["mode"], r["status"], str(r["created_at"])[:19], r["failed_step"] or "", r["id"])
+        table.add_row(r["sop"], r["mode"], r["status"], str(r["created_at"])[:19], r["last_finished"] or "",
+                      r["failed_step"] or "", r["money_moved"], r["id"])
     console.print(table)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from sqlalchemy.orm import Session
 
 from payops import runner, runstate
 from payops.config import Settings, get_settings
@@ -98,6 +99,10 @@ def run_manual_payout(
     runner.preflight_key(params, settings)
     plan = None
     if live:
+        resumed = _resume_interrupted(params, settings, submissions=submissions, operator_key=operator_key,
+                                      wait_seconds=wait_seconds, console=console)
+        if resumed is not None:
+            return resumed
         plan = runner.preflight_live(params, settings, submissions=submissions, operator_key=operator_key,
                                      show=_show_golive(console))
     run = runner.prepare_run(SOP, params, live=live, settings=settings, detected_at=detected_at,
@@ -106,6 +111,30 @@ def run_manual_payout(
         console.print(f"[bold]{'LIVE' if live else 'DRY RUN'}[/] manual payout · run [cyan]{run.id}[/] · "
                       f"params sha256 {run.params_hash}")
     return _execute(run.id, settings, wait_seconds, console)
+
+
+def _resume_interrupted(params: ManualPayoutParams, settings: Settings, *, submissions: dict[str, Any],
+                        operator_key: Path | None, wait_seconds: float,
+                        console: Console | None) -> runner.RunOutcome | None:
+    """Crash recovery without a run id: when an unfinished live run holds this ledger payout, a live
+    command for the same parameters by the same operator resumes it (approvals and the operator's key
+    checked again, nothing new recorded); anything else holding it is refused naming the command to run.
+    None: nothing holds the payout, start a new live run."""
+    from payops import recovery
+
+    with session_scope(settings) as s:
+        holder = recovery.holder_of(s, params.ledger_payout_id)
+    if holder is None:
+        return None
+    recovery.check_resumable(holder, params_hash=params.params_hash(), operator=params.operator)
+    # the same checks as a new live run: key, operator, every signature (fresh ones of the same statement
+    # count), the operator's key proven by signing the interrupted run's go-live statement again
+    runner.preflight_live(params, settings, submissions=submissions, operator_key=operator_key,
+                          show=_show_golive(console), run_id=holder.run_id)
+    if console:
+        console.print(f"[bold]LIVE[/] resuming {escape(holder.describe())}: same parameters (sha256 "
+                      f"{holder.params_hash}) and approvals — no new run", soft_wrap=True)
+    return _execute(holder.run_id, settings, wait_seconds, console)
 
 
 def _execute(run_id: str, settings: Settings, wait_seconds: float, console: Console | None) -> runner.RunOutcome:
@@ -127,6 +156,8 @@ def report(outcome: runner.RunOutcome, console: Console) -> None:
     from rich.syntax import Syntax
 
     res = outcome.results
+    for w in (res.get("10-verify") or {}).get("warnings") or []:
+        console.print(f"[bold red]⚠ WARNING[/] {escape(w)}", soft_wrap=True)
     tr = res.get("20-transfer")
     if tr:
         console.rule("Stripe transfer request")
@@ -192,6 +223,10 @@ def resume(run_id: str, *, live: bool, wait_seconds: float, console: Console | N
         return outcome
     if mode == "dry-run" and live:
         params = validate_manual_payout(json.loads(params_json) | {"dry_run": False})
+        resumed = _resume_interrupted(params, settings, submissions={}, operator_key=operator_key,
+                                      wait_seconds=wait_seconds, console=console)
+        if resumed is not None:
+            return resumed
         plan = runner.preflight_live(params, settings, operator_key=operator_key, show=_show_golive(console))
         new = runner.prepare_run(SOP, params, live=True, settings=settings, parent_run_id=run_id,
                                  run_id=plan.run_id, on_created=plan.record)
@@ -201,7 +236,47 @@ def resume(run_id: str, *, live: bool, wait_seconds: float, console: Console | N
     if status == "succeeded":
         raise PayopsError(f"run {run_id} already succeeded; nothing to resume"
                           + (" (add --live to start the live run)" if mode == "dry-run" else ""))
+    if mode != "dry-run":
+        _refuse_if_stripe_refused(run_id, settings)
     return _execute(run_id, settings, wait_seconds, console)
+
+
+def _refused(err: dict[str, Any], message: str) -> PayopsError:
+    from payops.errors import PaymentError
+
+    exc = PaymentError(message)
+    exc.stripe_type, exc.code, exc.request_id, exc.http_status = (err.get("type"), err.get("code"),
+                                                                  err.get("request_id"), err.get("http_status"))
+    return exc
+
+
+def _refuse_if_stripe_refused(run_id: str, settings: Settings) -> None:
+    """A live run whose transfer Stripe refused outright cannot be finished: its idempotency key would get
+    the same answer again. Say so, and name the way forward (a new live run takes the payout over)."""
+    from sqlalchemy import select
+
+    from payops.db.models import TransferIntent
+
+    with session_scope(settings) as s:
+        intent = s.scalar(select(TransferIntent).where(TransferIntent.run_id == run_id,
+                                                       TransferIntent.status == "failed"))
+        if intent is None:
+            return
+        run = runstate.get_run(s, run_id)
+        parent = run.parent_run_id
+        try:
+            err = json.loads(intent.error or "{}")
+        except ValueError:
+            err = {}
+    said = str(err.get("message") or "the transfer").removeprefix("Stripe refused: ")
+    new_run = (f"`payops runs resume {parent} --live --key ~/.ssh/id_ed25519`" if parent else "")
+    raise _refused(err,
+        f"{said} (the transfer of live run {run_id}). No money moved. Resuming would send the same request "
+        "with the same idempotency key and get the same answer, so this run stays failed. Fix the cause, then start "
+        "a new live run, which takes the ledger payout over: "
+        + (f"{new_run}, or repeat your `payops manual-payout … --live` command" if new_run
+           else "repeat your `payops manual-payout … --live` command"),
+    )
 
 
 def settle(run_id: str, *, wait_seconds: float, console: Console | None) -> runner.RunOutcome:
@@ -220,10 +295,17 @@ def settle(run_id: str, *, wait_seconds: float, console: Console | None) -> runn
     return _execute(run_id, settings, wait_seconds, console)
 
 
-def _run_summary(r: RunbookRun) -> dict[str, Any]:
-    return {"id": r.id, "sop": r.sop, "mode": r.mode, "status": r.status, "created_at": r.created_at,
-            "finished_at": r.finished_at, "failed_step": r.failed_step, "params_hash": r.params_hash,
-            "parent_run_id": r.parent_run_id, "output_dir": r.output_dir, "manifest_sha256": r.manifest_sha256}
+def _run_summary(s: Session, r: RunbookRun) -> dict[str, Any]:
+    """A run as people see it: ``interrupted`` when marked running but nobody holds its lease (a crash),
+    its last finished step and whether it moved money."""
+    from payops import recovery
+
+    return {"id": r.id, "sop": r.sop, "mode": r.mode, "status": runstate.shown_status(r), "created_at": r.created_at,
+            "finished_at": r.finished_at, "failed_step": r.failed_step,
+            "last_finished": recovery.last_finished(s, r.id),
+            "money_moved": recovery.money_moved(s, r), "params_hash": r.params_hash,
+            "parent_run_id": r.parent_run_id, "output_dir": r.output_dir, "manifest_sha256": r.manifest_sha256,
+            "lease_owner": r.lease_owner, "lease_expires_at": r.lease_expires_at}
 
 
 def list_runs(*, sop: str | None, limit: int) -> list[dict[str, Any]]:
@@ -233,13 +315,13 @@ def list_runs(*, sop: str | None, limit: int) -> list[dict[str, Any]]:
         q = select(RunbookRun).order_by(RunbookRun.created_at.desc()).limit(limit)
         if sop:
             q = q.where(RunbookRun.sop == sop)
-        return [_run_summary(r) for r in s.scalars(q)]
+        return [_run_summary(s, r) for r in s.scalars(q)]
 
 
 def show_run(run_id: str) -> dict[str, Any]:
     with session_scope() as s:
         run = runstate.get_run(s, run_id)
-        info = _run_summary(run) | {
+        info = _run_summary(s, run) | {
             "params": json.loads(run.params_json), "operator": run.operator, "error": run.error,
             "detected_at": run.detected_at, "started_at": run.started_at,
             "steps": [{"step": x.step, "status": x.status, "attempts": x.attempts, "notebook": x.notebook_path,
@@ -257,6 +339,11 @@ def print_run(info: dict[str, Any], console: Console) -> None:
     console.print(f"[bold]{info['id']}[/] {info['sop']} · {info['mode']} · [bold]{info['status']}[/]")
     console.print(f"params sha256 {info['params_hash']} · operator {info['operator']}")
     console.print(f"archive {info['output_dir']}")
+    console.print(f"last finished {info['last_finished'] or '—'} · money moved {info['money_moved']}")
+    if info["status"] == "interrupted":
+        console.print(f"interrupted: its process is gone (lease {info['lease_owner']}). Repeat the same approved "
+                      f"live command, or `payops runs resume {info['id']}`, to finish it", style="yellow",
+                      soft_wrap=True)
     if info["error"]:
         console.print(escape(info["error"]), style="red")
     t = Table("step", "status", "attempts", "notebook")

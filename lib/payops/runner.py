@@ -121,7 +121,8 @@ def preflight_key(params: ManualPayoutParams, settings: Settings) -> None:
 
 
 def preflight_live(params: ManualPayoutParams, settings: Settings, *, submissions: dict[str, Any] | None = None,
-                   operator_key: Path | None = None, show: Callable[[str], None] | None = None) -> Any:
+                   operator_key: Path | None = None, show: Callable[[str], None] | None = None,
+                   run_id: str | None = None) -> Any:
     """Before a live run is created: the key, the operator, the signed approvals and the operator's
     go-live signature (``payops.approvals.golive``). Raises, changing nothing; returns the plan whose
     ``record`` writes them with the run (``prepare_run(..., run_id=plan.run_id, on_created=plan.record)``)."""
@@ -132,7 +133,7 @@ def preflight_live(params: ManualPayoutParams, settings: Settings, *, submission
         problems.append(FieldProblem("operator", "a live run needs --operator UUID (or PAYOPS_OPERATOR_ID)"))
     if problems:
         raise ParamsInvalid(problems, "live run")
-    return golive.plan(params, settings, submissions=submissions, operator_key=operator_key, show=show)
+    return golive.plan(params, settings, submissions=submissions, operator_key=operator_key, show=show, run_id=run_id)
 
 
 def create_run(sop: str, *, params: dict[str, Any], params_hash: str, mode: str, subject_key: str | None,
@@ -244,6 +245,7 @@ def _execute_steps(run: RunbookRun, steps: list[Any], *, settings: Settings, ove
                 attempt = st.attempts + 1
                 out = _attempt_path(folder, st.step, attempt)
                 with session_scope(settings) as s:
+                    runstate.renew(s, run.id)
                     runstate.set_step(s, run.id, st.step, status="running", attempts=attempt, started_at=utcnow(),
                                       notebook_path=str(out), error=None)
                 if on_step:

@@ -45,6 +45,28 @@ def _holder_alive(owner: str | None) -> bool:
     return True
 
 
+def lease_alive(run: RunbookRun, *, now: datetime | None = None) -> bool:
+    """Is a process still executing this run? Its lease is unexpired and its holder not dead on this host."""
+    if run.status != "running" or not run.lease_owner:
+        return False
+    if run.lease_expires_at is not None and run.lease_expires_at < (now or utcnow()):
+        return False
+    return _holder_alive(run.lease_owner)
+
+
+def shown_status(run: RunbookRun) -> str:
+    """The status people see: ``interrupted`` for a run marked running whose lease is gone (crash, SIGKILL)."""
+    if run.status == "running" and not lease_alive(run):
+        return "interrupted"
+    return run.status
+
+
+def renew(s: Session, run_id: str) -> None:
+    """Extend the holder's lease (at each step boundary): a long run does not look interrupted."""
+    s.execute(update(RunbookRun).where(RunbookRun.id == run_id, RunbookRun.lease_owner == lease_owner())
+              .values(lease_expires_at=utcnow() + timedelta(seconds=LEASE_SECONDS)))
+
+
 def create_run(
     s: Session, *, sop: str, mode: str, params: dict[str, Any], params_hash: str, steps: list[str],
     subject_key: str | None, operator: str | None, output_dir: str, parent_run_id: str | None = None,

@@ -204,3 +204,43 @@ def test_bad_cycle_input_is_named_and_changes_nothing(payops_env, args, field) -
         assert s.scalar(select(func.count()).select_from(RunbookRun)) == 0
         assert s.get(PayoutRun, payout_run_id(CYCLE)) is None
     assert _cycle_transfers(payops_env) == []
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # kernel-heavy; the takeover is one UPDATE
+def test_manual_fallback_holds_are_named_and_a_refused_manual_intent_is_taken_over(payops_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Studio A's ledger payout was claimed by a manual fallback run whose transfer Stripe refused (no money
+    moved): the cycle takes it over and pays it. Studio B's is held by a manual run in progress: the cycle
+    leaves it, and its status and summary say so, naming the run — not a plain ``completed``."""
+    from typer.testing import CliRunner
+
+    from payops.cli import app
+
+    a_lp, b_lp = ledger_payout_id(CYCLE, dd.STUDIO_A.studio_id), ledger_payout_id(CYCLE, dd.STUDIO_B.studio_id)
+    manual_runs = {}
+    for lp, status in ((a_lp, "failed"), (b_lp, "intent")):
+        run = runner.create_run("manual_payout", params={}, params_hash="0" * 64, mode="live", subject_key=lp,
+                                settings=payops_env.settings)
+        manual_runs[lp] = run.id
+        with session_scope(payops_env.settings) as s:
+            s.add(TransferIntent(ledger_payout_id=lp, run_id=run.id, idempotency_key=f"manual-payout:{lp}:{run.id}",
+                                 amount=1, currency="USD", destination="acct_x", status=status, attempts=1,
+                                 error='{"message": "Stripe refused: no"}' if status == "failed" else None))
+    outcome = run_cycle_runbook(CYCLE, live=True, settings=payops_env.settings)
+    assert outcome.status == "succeeded"
+    groups = {t.transfer_group for t in _cycle_transfers(payops_env)}
+    assert a_lp in groups and b_lp not in groups and len(groups) == 2  # A taken over and paid, B left alone
+    with session_scope(payops_env.settings) as s:
+        taken = s.get(TransferIntent, a_lp)
+        assert taken is not None and taken.status == "created" and taken.idempotency_key == f"payout-cycle:{a_lp}"
+        assert s.get(PayoutRun, payout_run_id(CYCLE)).status == "completed"  # type: ignore[union-attr]
+    transfer = outcome.results["20-transfer"]
+    assert any("taken over from a manual fallback run" in n for n in transfer["notes"])
+    summary = outcome.results["30-summary"]
+    held = f"1 held by the manual fallback (run {manual_runs[b_lp]}: {dd.STUDIO_B.name})"
+    assert summary["status"] == f"completed, {held}" and transfer["status"] == f"completed, {held}"
+    assert [h["run_id"] for h in summary["held"]] == [manual_runs[b_lp]]
+    from payops.cycle import cli as cycle_cli
+
+    monkeypatch.setattr(cycle_cli.console, "width", 300)
+    status = CliRunner().invoke(app, ["payout-cycle", "status"], catch_exceptions=False)
+    assert "1 held (manual)" in status.stdout and manual_runs[b_lp] in " ".join(status.stdout.split()), status.stdout

@@ -43,33 +43,85 @@ def _assert_paid_once(env) -> None:  # type: ignore[no-untyped-def]
     assert report.ok, report.problems
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-@pytest.mark.parametrize("point", [
-    "after:10-verify", "after:20-transfer", "after:30-audit-insert", "after:40-notify", "after:50-settle",
-    "before:30-audit-insert", "transfer:before-call", "transfer:after-call",
-])
-def test_killed_anywhere_then_resumed_pays_once(payops_env, live_args, point: str) -> None:  # type: ignore[no-untyped-def]
+# every step boundary (before the first step, after each one — killed before its success is recorded —
+# and between a step's success and the next step) and both sides of the Stripe call
+KILL_POINTS = [
+    "before:10-verify", "after:10-verify", "transfer:before-call", "transfer:after-call", "after:20-transfer",
+    "before:30-audit-insert", "after:30-audit-insert", "after:40-notify", "after:50-settle",
+]
+
+
+def _killed(live_args: list[str], point: str) -> dict:  # type: ignore[type-arg]
+    """Run the live command with a SIGKILL at ``point``; the live run as listed afterwards."""
     proc = cli_subprocess(*live_args, env_extra={"PAYOPS_FAULT_KILL_AT": point})
-    assert proc.returncode != 0, proc.stdout
     run = latest_run("live")
-    assert run["status"] != "succeeded"
+    if point.startswith("transfer:"):  # the kernel making the Stripe call is killed; the runner records it
+        assert proc.returncode == 1 and "Kernel died" in proc.stderr, proc.stdout + proc.stderr
+        assert run["status"] == "failed", run
+    else:  # the payops process itself: no handler, no cleanup
+        assert proc.returncode == -9, proc.stdout + proc.stderr
+        assert run["status"] == "interrupted", run  # marked running, but its process is gone
+    return run
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_killed_anywhere_then_the_same_command_finishes_it(payops_env, live_args, roster, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                         point: str) -> None:
+    """The operator's natural move after a crash: repeat the same approved live command. It resumes the
+    interrupted run (no run id needed) — one transfer, audit row, Slack post, email, sealed archive, and
+    no extra (failed) run."""
+    run = _killed(live_args, point)
     assert len(stripe_transfers(payops_env.sandbox)) <= 1
-    res = cli("runs", "resume", run["id"])
-    assert res.exit_code == 0, res.stdout + res.stderr
+    if point == "after:10-verify":  # the approvers signed again (a fresh statement of the same parameters)
+        live_args = signed_live_args(roster, SOP_ARGS, tmp_path / "fresh-sigs")
+    again = cli(*live_args)
+    assert again.exit_code == 0, again.stdout + again.stderr
+    assert f"resuming run {run['id']}" in " ".join(again.stdout.split())
+    assert counts()["live_runs"] == 1  # the interrupted run finished; nothing new, nothing failed
     assert latest_run("live")["status"] == "succeeded"
     _assert_paid_once(payops_env)
 
 
-def test_kill_between_stripe_write_and_record_on_postgres(payops_env, live_args) -> None:  # type: ignore[no-untyped-def]
-    """The same crash on both databases (the sqlite case is in the matrix above)."""
-    proc = cli_subprocess(*live_args, env_extra={"PAYOPS_FAULT_KILL_AT": "transfer:after-call"})
-    assert proc.returncode != 0
-    assert len(stripe_transfers(payops_env.sandbox)) == 1  # Stripe has it, the database does not know yet
-    run = latest_run("live")
-    assert cli("runs", "resume", run["id"]).exit_code == 0
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("point", ["transfer:before-call", "transfer:after-call"])
+def test_killed_around_the_stripe_call_then_repeated_on_postgres(payops_env, live_args, point: str) -> None:  # type: ignore[no-untyped-def]
+    """Both sides of the Stripe call on PostgreSQL (the whole matrix runs on SQLite above)."""
+    run = _killed(live_args, point)
+    assert len(stripe_transfers(payops_env.sandbox)) == (1 if point == "transfer:after-call" else 0)
+    again = cli(*live_args)
+    assert again.exit_code == 0, again.stdout + again.stderr
+    assert counts()["live_runs"] == 1
     _assert_paid_once(payops_env)
     show = json.loads(cli("runs", "show", run["id"], "--format", "json").stdout)
-    assert [s["attempts"] for s in show["steps"]][1] == 2
+    assert show["status"] == "succeeded" and [s["attempts"] for s in show["steps"]][1] == 2
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_runs_resume_dry_run_live_after_a_crash_finishes_the_interrupted_run(payops_env, roster, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The other natural move: `payops runs resume DRY_RUN_ID --live --key K` again. `runs list` / `runs show`
+    meanwhile say the run is interrupted, how far it got and that money moved."""
+    dry = approved_dry_run(roster)
+    go = ("runs", "resume", dry, "--live", "--key", operator_key(roster))
+    proc = cli_subprocess(*go, env_extra={"PAYOPS_FAULT_KILL_AT": "after:30-audit-insert"})
+    assert proc.returncode == -9, proc.stdout + proc.stderr
+    run = latest_run("live")
+    tr = stripe_transfers(payops_env.sandbox)[0].id
+    assert (run["status"], run["last_finished"], run["money_moved"]) == ("interrupted", "30-audit-insert",
+                                                                          f"yes ({tr})")
+    from payops import cli_support
+
+    monkeypatch.setattr(cli_support.console, "width", 250)  # a wide terminal: the whole table
+    listed = cli("runs", "list", "--limit", "5")
+    assert "interrupted" in listed.stdout and "money moved" in listed.stdout and "last finished" in listed.stdout
+    shown = " ".join(cli("runs", "show", run["id"]).stdout.split())
+    assert "interrupted" in shown and f"money moved yes ({tr})" in shown and "last finished 30-audit-insert" in shown
+
+    res = cli(*go)
+    assert res.exit_code == 0, res.stdout + res.stderr
+    assert counts()["live_runs"] == 1 and latest_run("live")["id"] == run["id"]
+    assert latest_run("live")["status"] == "succeeded"
+    _assert_paid_once(payops_env)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

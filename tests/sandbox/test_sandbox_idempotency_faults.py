@@ -167,3 +167,21 @@ def test_injected_500s(sb: RunningSandbox) -> None:
 
     first = pattern()
     assert 0 < first.count(False) < 20 and pattern() == first
+
+
+def test_a_4xx_after_execution_began_is_replayed(sb: RunningSandbox, client: stripe.StripeClient) -> None:
+    """Stripe saves the answer of a request that began executing, errors included: the same key gets the same
+    400 back (replayed) even once the cause is gone; a fresh key executes again."""
+    opts = {"idempotency_key": "k-short"}
+    too_much = _cad(client) + 1
+    with pytest.raises(stripe.InvalidRequestError) as first:
+        client.v1.transfers.create(params=transfer_params(too_much), options=opts)
+    assert first.value.code == "balance_insufficient"
+    sb.control("POST", "fund", {"amount": 10_000_000, "currency": "cad"})  # the cause is gone…
+    with pytest.raises(stripe.InvalidRequestError) as again:  # …but the key's stored answer stands
+        client.v1.transfers.create(params=transfer_params(too_much), options=opts)
+    assert again.value.code == "balance_insufficient" and again.value.http_status == 400
+    assert again.value.headers["Idempotent-Replayed"] == "true"
+    assert again.value.headers["Original-Request"] == first.value.request_id
+    assert client.v1.transfers.create(params=transfer_params(too_much),
+                                      options={"idempotency_key": "k-short-2"}).amount == too_much

@@ -119,12 +119,16 @@ class GoLivePlan:
 
 
 def plan(params: ManualPayoutParams, settings: Settings, *, submissions: dict[str, Submission] | None = None,
-         operator_key: Path | None = None, show: Callable[[str], None] | None = None) -> GoLivePlan:
-    """Check everything a live run of ``params`` needs and have the operator sign its go-live (see module doc)."""
+         operator_key: Path | None = None, show: Callable[[str], None] | None = None,
+         run_id: str | None = None) -> GoLivePlan:
+    """Check everything a live run of ``params`` needs and have the operator sign its go-live (see module doc).
+
+    ``run_id``: an existing (interrupted) live run being resumed — everything is checked again and the
+    operator signs that run's go-live statement to prove who they are; nothing is recorded."""
     submissions = submissions or {}
     h = params.params_hash()
     at = roster.now_s()
-    result = GoLivePlan(str(uuid.uuid4()), h)
+    result = GoLivePlan(run_id or str(uuid.uuid4()), h)
     with session_scope(settings) as s:
         given: dict[str, checks.Signed] = {}
         bad: list[FieldProblem] = []

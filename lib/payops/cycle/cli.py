@@ -96,7 +96,11 @@ def status_cmd(limit: Annotated[int, typer.Option("--limit")] = 10) -> None:
             totals = json.loads(r.totals_json) if r.totals_json else {}
             shown = format_totals(totals, empty="")
             note = r.failure_reason or (f"run {r.runbook_run_id}" if r.runbook_run_id else "")
-            table.add_row(r.cycle_date.isoformat(), "STUCK" if r.id in stuck else r.status,
+            held = engine.held_by_manual(s, r.id)
+            if held:
+                note = f"{engine.held_note(held)}; {note}" if note else engine.held_note(held)
+            status = "STUCK" if r.id in stuck else r.status + (f" · {len(held)} held (manual)" if held else "")
+            table.add_row(r.cycle_date.isoformat(), status,
                           f"{r.studios_paid}/{r.studios_scheduled}", str(r.studios_failed), str(r.studios_skipped),
                           shown, note)
     console.print(table)

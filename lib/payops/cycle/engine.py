@@ -27,7 +27,17 @@ from payops.config import Settings
 from payops.cycle.plan import CyclePlan, Earning, StudioFacts, plan_cycle
 from payops.cycle.policy import PayoutPolicy
 from payops.cycle.runbook import CycleContext
-from payops.db.models import LedgerPayout, OpsFlag, PayoutRun, PayoutSkip, RunbookRun, Studio, StudioEarning, utcnow
+from payops.db.models import (
+    LedgerPayout,
+    OpsFlag,
+    PayoutRun,
+    PayoutSkip,
+    RunbookRun,
+    Studio,
+    StudioEarning,
+    TransferIntent,
+    utcnow,
+)
 from payops.errors import ConcurrentRun, FieldProblem, ParamsInvalid, StuckRun
 from payops.ids import payout_run_id
 
@@ -187,6 +197,31 @@ def ledger_rows(s: Session, run_id: str) -> list[dict[str, Any]]:
     return [{"ledger_payout_id": lp.id, "studio": name, "destination": acct, "currency": lp.currency,
              "gross": lp.gross, "fee": lp.fee, "reserve": lp.reserve, "net": lp.net, "status": lp.status,
              "transfer": lp.stripe_transfer_id, "failure": lp.failure_reason} for lp, name, acct in s.execute(q)]
+
+
+def held_by_manual(s: Session, payout_run: str) -> list[dict[str, Any]]:
+    """The cycle's ledger payouts held by the manual fallback: a manual run's transfer intent (in progress
+    or done) owns them, so the cycle did not (and will not) pay them. A manual intent Stripe refused holds
+    nothing (the cycle takes it over)."""
+    from payops.cycle.plan import KEY_PREFIX
+
+    q = (select(LedgerPayout.id, Studio.name, TransferIntent.run_id, TransferIntent.status,
+                TransferIntent.stripe_transfer_id)
+         .join(Studio, Studio.id == LedgerPayout.studio_id)
+         .join(TransferIntent, TransferIntent.ledger_payout_id == LedgerPayout.id)
+         .where(LedgerPayout.run_id == payout_run, TransferIntent.status != "failed",
+                ~TransferIntent.idempotency_key.startswith(KEY_PREFIX + ":"))
+         .order_by(Studio.name, LedgerPayout.id))
+    return [{"ledger_payout_id": lp, "studio": name, "run_id": run_id, "status": status, "transfer": tr}
+            for lp, name, run_id, status, tr in s.execute(q)]
+
+
+def held_note(held: list[dict[str, Any]]) -> str:
+    """``1 held by the manual fallback (run …: Studio A)`` — empty when none is."""
+    if not held:
+        return ""
+    runs = "; ".join(f"run {h['run_id']}: {h['studio']}" for h in held[:5]) + (" …" if len(held) > 5 else "")
+    return f"{len(held)} held by the manual fallback ({runs})"
 
 
 def stuck_runs(s: Session, settings: Settings, now: datetime | None = None) -> list[dict[str, Any]]:

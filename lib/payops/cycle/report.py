@@ -147,13 +147,14 @@ class CycleSummary:
     success_rate: float | None = None
     processing_seconds: float | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
+    held: list[dict[str, Any]] = field(default_factory=list)  # held by the manual fallback: ledger payout, run
     alert: str | None = None
     ok: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("cycle_date", "dry_run", "status", "scheduled", "transferred", "failed",
-                                                "skipped", "totals", "success_rate", "processing_seconds", "alert",
-                                                "ok")}
+                                                "held", "skipped", "totals", "success_rate", "processing_seconds",
+                                                "alert", "ok")}
 
     def kpis(self) -> pd.DataFrame:
         """The run's KPIs next to their targets, with pass/fail."""
@@ -176,6 +177,8 @@ class CycleSummary:
         totals = ", ".join(_fmt(v, c) for c, v in self.totals.items()) or "nothing"
         line = (f"Payout cycle {self.cycle_date}: {self.status} — {self.transferred}/{self.scheduled} transferred "
                 f"({totals}), {len(self.failed)} failed, {self.skipped} skipped")
+        if self.held:
+            line += f"; {engine.held_note(self.held)}"
         if self.success_rate is not None:
             line += f"; success {self.success_rate:.1%}"
         if self.processing_seconds is not None:
@@ -196,6 +199,9 @@ def summarize(ctx: CycleContext) -> CycleSummary:
         summary.failed = [{"studio": r["studio"], "ledger_payout_id": r["ledger_payout_id"], "reason": r["failure"]}
                           for r in rows if r["status"] == "failed"]
         summary.totals = _totals([r for r in rows if r["status"] in ("transferred", "paid")])
+        summary.held = engine.held_by_manual(s, row.id)
+        if summary.held and not ctx.dry_run:
+            summary.status = f"{row.status}, {engine.held_note(summary.held)}"
         attempted = summary.transferred + len(summary.failed)
         summary.success_rate = summary.transferred / attempted if attempted else None
         if row.started_at and row.finished_at:

@@ -87,9 +87,9 @@ class TransferReport:
     def summary(self) -> str:
         if self.dry_run:
             return f"DRY RUN — no transfer was created; a live run would send {len(self.requests)} transfer(s)."
+        held = engine.held_note(self.held_elsewhere) or "none held by the manual fallback"
         return (f"cycle {self.cycle_date}: {self.status} — {self.created} created, {self.adopted} adopted, "
-                f"{self.already} already done, {len(self.failed)} failed, {len(self.held_elsewhere)} held by "
-                "the manual fallback")
+                f"{self.already} already done, {len(self.failed)} failed, {held}")
 
 
 # --- collecting the work ----------------------------------------------------------------------------------
@@ -120,10 +120,25 @@ def _claim_intents(ctx: CycleContext, items: list[Item], report: TransferReport)
         existing = _intents(s, [it.ledger_payout_id for it in items])
         fresh: list[Item] = []
         resend: list[Item] = []
+        taken: list[Item] = []
         for it in items:
             row = existing.get(it.ledger_payout_id)
             if row is None:
                 fresh.append(it)
+            elif not row.idempotency_key.startswith(KEY_PREFIX + ":") and row.status == "failed":
+                # the manual fallback's transfer was refused outright by Stripe: no money moved, nothing
+                # holds the payout any more — take it over (compare-and-set: a new manual run may be faster)
+                res = s.execute(update(TransferIntent).where(
+                    TransferIntent.ledger_payout_id == it.ledger_payout_id, TransferIntent.status == "failed",
+                    TransferIntent.idempotency_key == row.idempotency_key).values(
+                    run_id=ctx.run_id, idempotency_key=idempotency_key(it.ledger_payout_id), amount=it.net,
+                    currency=it.currency.upper(), destination=it.destination, status="intent", attempts=1,
+                    error=None, stripe_transfer_id=None, stripe_request_id=None, updated_at=now))
+                if res.rowcount == 1:  # type: ignore[attr-defined]
+                    taken.append(it)
+                else:
+                    report.held_elsewhere.append({"ledger_payout_id": it.ledger_payout_id, "studio": it.studio,
+                                                  "run_id": row.run_id, "status": row.status})
             elif not row.idempotency_key.startswith(KEY_PREFIX + ":"):
                 report.held_elsewhere.append({"ledger_payout_id": it.ledger_payout_id, "studio": it.studio,
                                               "run_id": row.run_id, "status": row.status})
@@ -158,7 +173,12 @@ def _claim_intents(ctx: CycleContext, items: list[Item], report: TransferReport)
         if resend:
             report.notes.append(f"{len(resend)} transfer(s) from an interrupted attempt re-sent with their original "
                                 "idempotency keys")
-    return fresh + resend
+        if taken:
+            report.notes.append(f"{len(taken)} ledger payout(s) taken over from a manual fallback run whose transfer "
+                                "Stripe refused (no money had moved)")
+        if report.held_elsewhere:
+            report.notes.append(engine.held_note(report.held_elsewhere).capitalize() + ": not paid by this cycle")
+    return fresh + taken + resend
 
 
 # --- sending -------------------------------------------------------------------------------------------------
@@ -361,9 +381,11 @@ def _finish(ctx: CycleContext, report: TransferReport, unknown: list[Outcome]) -
         totals: dict[str, int] = {}
         for n, c in paid:
             totals[c] = totals.get(c, 0) + int(n)
-        report.status = "partial" if failed else "completed"
+        status = "partial" if failed else "completed"
+        held = engine.held_by_manual(s, rid)
+        report.status = f"{status}, {engine.held_note(held)}" if held else status
         s.execute(update(PayoutRun).where(PayoutRun.id == rid).values(
-            status=report.status, finished_at=utcnow(), studios_paid=len(paid), studios_failed=failed,
+            status=status, finished_at=utcnow(), studios_paid=len(paid), studios_failed=failed,
             totals_json=json.dumps(dict(sorted(totals.items()))),
             total=sum(totals.values()) if len(totals) == 1 else 0,
             currency=next(iter(totals)) if len(totals) == 1 else None))

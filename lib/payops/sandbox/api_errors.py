@@ -16,8 +16,10 @@ DOC_BASE = "https://stripe.com/docs/error-codes/"
 class StripeAPIError(Exception):
     """An error answered to the client in Stripe's JSON shape.
 
-    ``save_idempotent`` says whether an idempotent request that failed this way stores the result
-    (Stripe does not store results of requests that failed validation before executing). ``extra``
+    ``save_idempotent`` says whether an idempotent request that failed this way stores the result:
+    Stripe stores (and replays, with ``Idempotent-Replayed: true``) any answer — a 4xx included — once
+    the request began executing (the balance was short, the destination cannot receive transfers, a
+    card was declined), but not a request that failed parameter validation before executing. ``extra``
     adds fields to the error object (a card error's ``decline_code``, ``charge``, ``payment_intent``…).
     """
 

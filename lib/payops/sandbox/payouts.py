@@ -113,7 +113,7 @@ def create_payout(state: SandboxState, ctx: Ctx, p: Params) -> dict[str, Any]:
         raise invalid_param("method", f"Invalid method: {method}")
     assert amount is not None and currency is not None
     if state.balance(ctx.account, currency)["available"] < amount:
-        raise StripeAPIError(400, INSUFFICIENT, code="balance_insufficient", param="amount")
+        raise StripeAPIError(400, INSUFFICIENT, code="balance_insufficient", param="amount", save_idempotent=True)
     po = record_payout(state, ctx, account=ctx.account, amount=amount, currency=currency, automatic=False,
                        created=state.now(), delay=ctx.payout_delay(), description=p.str("description"),
                        metadata=p.metadata() or {}, statement_descriptor=p.str("statement_descriptor"))

@@ -34,12 +34,13 @@ def _get_transfer(state: SandboxState, tr_id: str) -> dict[str, Any]:
 def check_destination(state: SandboxState, dest: str, param: str = "destination") -> dict[str, Any]:
     acct = state.get(dest, "account")
     if acct is None or dest == PLATFORM:
-        raise StripeAPIError(400, f"No such destination: '{dest}'", code="resource_missing", param=param)
+        raise StripeAPIError(400, f"No such destination: '{dest}'", code="resource_missing", param=param,
+                             save_idempotent=True)
     if acct["capabilities"].get("transfers") != "active":
         raise StripeAPIError(
             400, "Your destination account needs to have at least one of the following capabilities "
             "enabled: transfers, crypto_transfers, legacy_payments",
-            code="insufficient_capabilities_for_transfer", param=param)
+            code="insufficient_capabilities_for_transfer", param=param, save_idempotent=True)
     return acct
 
 
@@ -89,7 +90,7 @@ def create_transfer(state: SandboxState, ctx: Ctx, p: Params) -> dict[str, Any]:
     assert amount is not None and currency is not None and destination is not None
     check_destination(state, destination)
     if state.balance(PLATFORM, currency)["available"] < amount:
-        raise StripeAPIError(400, INSUFFICIENT, code="balance_insufficient", param=None)
+        raise StripeAPIError(400, INSUFFICIENT, code="balance_insufficient", param=None, save_idempotent=True)
     tr = record_transfer(state, amount=amount, currency=currency, destination=destination,
                          created=state.now_int(), metadata=metadata, description=description,
                          transfer_group=group or None, source_transaction=source_transaction)

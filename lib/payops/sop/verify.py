@@ -21,7 +21,7 @@ from payops.db.models import LedgerPayout, ManualPayout, Studio, TransferIntent
 from payops.errors import PreconditionFailed
 from payops.money import Money
 from payops.sop.context import StepContext
-from payops.stripe_api import key_problems, redact, to_payment_error, with_backoff
+from payops.stripe_api import describe_key, key_problems, redact, to_payment_error, with_backoff
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,11 @@ class Check:
     ok: bool
     detail: str
     required: bool = True  # False: shown for information (e.g. approvals in a dry run)
+    warning: bool = False  # not required here, but shown loudly (e.g. a full secret key in a dry run)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"check": self.name, "ok": self.ok, "detail": self.detail, "required": self.required}
+        return {"check": self.name, "ok": self.ok, "detail": self.detail, "required": self.required,
+                "warning": self.warning}
 
 
 @dataclass
@@ -48,14 +50,24 @@ class VerifyResult:
         return [c for c in self.checks if c.required and not c.ok]
 
     @property
+    def warnings(self) -> list[Check]:
+        return [c for c in self.checks if c.warning and not c.ok]
+
+    @property
     def ok(self) -> bool:
         return not self.failures
 
-    def add(self, name: str, ok: bool, detail: str, required: bool = True) -> None:
-        self.checks.append(Check(name, ok, detail, required))
+    def add(self, name: str, ok: bool, detail: str, required: bool = True, warning: bool = False) -> None:
+        self.checks.append(Check(name, ok, detail, required, warning and not required))
+
+    def print_warnings(self) -> None:
+        """Shout what a dry run lets through but a live run refuses (a full secret key, an over-broad key)."""
+        for c in self.warnings:
+            print(f"⚠ WARNING — {c.name}: {c.detail}")
 
     def table(self) -> pd.DataFrame:
-        rows = [{"check": c.name, "result": ("PASS" if c.ok else ("FAIL" if c.required else "PENDING")),
+        rows = [{"check": c.name, "result": ("PASS" if c.ok else ("FAIL" if c.required else
+                                                                   "WARNING" if c.warning else "PENDING")),
                  "detail": c.detail} for c in self.checks]
         return pd.DataFrame(rows, columns=["check", "result", "detail"])
 
@@ -65,7 +77,8 @@ class VerifyResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "mode": self.mode, "ok": self.ok,
-                "checks": [c.as_dict() for c in self.checks], "ledger": self.ledger,
+                "checks": [c.as_dict() for c in self.checks],
+                "warnings": [f"{c.name}: {c.detail}" for c in self.warnings], "ledger": self.ledger,
                 "attachments": self.attachments}
 
 
@@ -155,6 +168,17 @@ def run(ctx: StepContext) -> VerifyResult:
             + (" (rehearsal)" if p.is_rehearsal else ""))
 
     # -- Stripe ---------------------------------------------------------------------------------
+    if key is not None and not kp:
+        kind, _mode = describe_key(key.get_secret_value())
+        restricted = kind == "restricted"
+        res.add("fallback key is restricted (rk_…)", restricted,
+                f"{redact(key.get_secret_value())}: a restricted key" if restricted else
+                f"STRIPE_FALLBACK_SECRET_KEY is a full secret key ({redact(key.get_secret_value())}) that can do "
+                "anything on the platform account; the SOP requires a restricted key (rk_…) with transfers write "
+                "+ balance read only" + ("" if live else " — a live run is refused with this key"),
+                required=live, warning=True)
+
+    # -- Stripe ---------------------------------------------------------------------------------
     if not kp:
         try:
             transfers = _stripe_transfers_for(ctx, p.ledger_payout_id)
@@ -162,9 +186,9 @@ def run(ctx: StepContext) -> VerifyResult:
             res.add("no transfer in Stripe for this ledger payout", not foreign,
                     "none with transfer_group " + p.ledger_payout_id if not foreign else
                     "found " + ", ".join(f"{t.id} ({Money.from_stripe(t.amount, t.currency)})" for t in foreign))
-            res.add("restricted key can read/write transfers", True, "transfers list allowed")
+            res.add("key can read transfers", True, "transfers list allowed")
         except stripe.PermissionError as exc:
-            res.add("restricted key can read/write transfers", False, to_payment_error(exc).args[0])
+            res.add("key can read transfers", False, to_payment_error(exc).args[0])
         except stripe.StripeError as exc:
             res.add("no transfer in Stripe for this ledger payout", False, str(to_payment_error(exc)))
         try:
@@ -178,6 +202,7 @@ def run(ctx: StepContext) -> VerifyResult:
         except stripe.StripeError as exc:
             res.add("platform balance covers amount", False, str(to_payment_error(exc)))
         res.add(*_destination_check(ctx))
+        _least_privilege(ctx, res, live)
 
     # -- approvals and people ---------------------------------------------------------------
     problems = approvals.problems
@@ -205,6 +230,30 @@ def run(ctx: StepContext) -> VerifyResult:
         writer.writerow(res.ledger)
         res.attachments.append(str(ctx.write_artifact("attachments/ledger_payout.csv", buf.getvalue()).name))
     return res
+
+
+# What the SOP's restricted key may do (transfers write, balance read), and the probe: one read outside
+# that scope that must answer 403. Reading connected accounts is what a leaked over-broad key would be
+# used for first (bank details, capabilities), and it changes nothing.
+SOP_SCOPE = "transfers write + balance read"
+PROBE = ("read connected accounts", "GET /v1/accounts")
+
+
+def _least_privilege(ctx: StepContext, res: VerifyResult, live: bool) -> None:
+    """Prove the fallback key is restricted to its scope: one call outside it must be refused (403)."""
+    name = "key limited to " + SOP_SCOPE
+    what, call = PROBE
+    try:
+        with_backoff(lambda: ctx.stripe().v1.accounts.list({"limit": 1}))
+    except stripe.PermissionError:
+        res.add(name, True, f"probe {call} answered 403: the key cannot {what}", required=live, warning=True)
+        return
+    except stripe.StripeError as exc:
+        res.add(name, False, f"probe {call} inconclusive: {to_payment_error(exc)}", required=live, warning=True)
+        return
+    res.add(name, False, f"STRIPE_FALLBACK_SECRET_KEY could {what} (probe {call} answered 200): it can do more "
+                         f"than {SOP_SCOPE}; use a restricted key without that permission",
+            required=live, warning=True)
 
 
 def _destination_check(ctx: StepContext) -> tuple[str, bool, str]:
