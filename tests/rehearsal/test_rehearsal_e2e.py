@@ -1,0 +1,67 @@
+"""A full rehearsal end to end (kernels, sandbox, sinks), twice in a row in the same rehearsal database,
+on SQLite and on PostgreSQL (a ``rehearsal`` schema next to production's): every criterion passes, a fresh
+ledger payout each time, nothing written to the production database, nothing posted to #payments-alerts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+from typer.testing import CliRunner
+
+from payops.cli import app
+from payops.db import session_scope
+from payops.db.models import LedgerPayout, ManualPayout, OpsFlag, RunbookRun
+from rehearsal_helpers import ALIAS, REHEARSAL_HOOK_PATH
+
+pytestmark = [pytest.mark.e2e, pytest.mark.db, pytest.mark.slow]
+
+
+def _production_counts() -> dict[str, int]:
+    with session_scope() as s:
+        return {"runs": s.scalar(select(func.count()).select_from(RunbookRun)) or 0,
+                "manual": s.scalar(select(func.count()).select_from(ManualPayout)) or 0,
+                "ledger": s.scalar(select(func.count()).select_from(LedgerPayout)) or 0,
+                "flags": s.scalar(select(func.count()).select_from(OpsFlag)) or 0}
+
+
+def test_two_rehearsals_in_a_row_pass_every_criterion(rehearsal_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env = rehearsal_env
+    before = _production_counts()
+    outcomes = []
+    for ticket in ("REH-2027-Q1", "REH-2027-Q1b"):
+        res = CliRunner().invoke(app, ["rehearse", "--unattended", "--ticket", ticket, "--settle-wait", "60s",
+                                       "--action", "Rotate the rehearsal roster keys=Security"],
+                                 catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        assert "PASS" in res.output and "FAIL" not in res.output, res.output
+        assert "report: " in res.output
+        report = Path(res.output.split("report: ")[1].split()[0])
+        assert report.name == "90-wrap-up.html" and report.exists()
+        outcomes.append(res.output)
+
+    # nothing in production: no run, no audit row, no ledger payout, no switch touched; no #payments-alerts post
+    assert _production_counts() == before
+    paths = {m["path"] for m in env.sinks.slack_messages()}
+    assert paths == {REHEARSAL_HOOK_PATH}, paths
+    slack = [m["json"] for m in env.sinks.slack_messages()]
+    assert all(m["channel"] == "#payments-rehearsal" and "[REHEARSAL]" in m["text"] for m in slack) and len(slack) == 2
+    mails = env.sinks.emails()
+    assert len(mails) == 2 and all(m["rcpt_tos"] == [ALIAS] and "[REHEARSAL]" in m["subject"] for m in mails)
+
+    # the rehearsal database: two rehearsals, two fresh ledger payouts paid by hand, switch back on
+    url = env.settings.rehearsal_database_url
+    eng = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with eng.connect() as conn:
+        rows = conn.execute(text("SELECT ledger_payout_id, is_rehearsal, stripe_transfer_id FROM manual_payouts")).all()
+        runs = conn.execute(text("SELECT params_json FROM runbook_runs WHERE sop = 'rehearsal'")).scalars().all()
+        flag = conn.execute(text("SELECT enabled FROM ops_flags WHERE name = 'payout_cycle_disabled'")).scalar_one()
+    eng.dispose()
+    assert len(rows) == 2 and len({r[0] for r in rows}) == 2 and all(r[1] for r in rows)
+    assert all(r[2].startswith("tr_") for r in rows)
+    assert sorted(json.loads(p)["ticket"] for p in runs) == ["REH-2027-Q1", "REH-2027-Q1b"]
+    assert not flag  # the automation is switched back on
+    for tr in {r[2] for r in rows}:
+        assert env.sandbox.client().v1.transfers.retrieve(tr).metadata["is_rehearsal"] == "true"
