@@ -47,7 +47,9 @@ def test_two_rehearsals_in_a_row_pass_every_criterion(rehearsal_env, tmp_path: P
     paths = {m["path"] for m in env.sinks.slack_messages()}
     assert paths == {REHEARSAL_HOOK_PATH}, paths
     slack = [m["json"] for m in env.sinks.slack_messages()]
-    assert all(m["channel"] == "#payments-rehearsal" and "[REHEARSAL]" in m["text"] for m in slack) and len(slack) == 2
+    assert len(slack) == 2 and all(m["channel"] == "#payments-rehearsal" for m in slack)
+    assert all("This is a rehearsal in Stripe test mode" in m["text"] for m in slack)
+    assert all("[REHEARSAL]" in m["blocks"][0]["text"]["text"] for m in slack)
     mails = env.sinks.emails()
     assert len(mails) == 2 and all(m["rcpt_tos"] == [ALIAS] and "[REHEARSAL]" in m["subject"] for m in mails)
 

@@ -207,7 +207,7 @@ def _seed_earnings(ctx: RehearsalContext, day: date, cutoff: datetime) -> int:
                 eid = stable_uuid("rehearsal-earning", ctx.run_id, studio_id, i)
                 s.add(StudioEarning(id=eid, studio_id=studio_id, amount=_minor(amount), currency=st.currency,
                                     earned_at=cutoff - timedelta(days=3, hours=i), source="sale",
-                                    source_ref=f"rehearsal:{p.ticket}:{i}"))
+                                    source_ref=f"rehearsal:{ctx.run_id}:{studio_id[:8]}:{i}"))
                 added += 1
     return added
 
