@@ -57,6 +57,9 @@ def rehearse(
     continue_run: Annotated[str | None, typer.Option("--continue", help="Continue a waiting rehearsal RUN_ID.")]
     = None,
     settle_wait: Annotated[str, typer.Option("--settle-wait", help="How long the SOP follows the payout.")] = "5m",
+    dry_part: Annotated[bool, typer.Option("--dry-part", help="Only steps 1-6's dry part, then tell "
+                                           "#payments-rehearsal who runs what next (what the scheduler runs).")]
+    = False,
 ) -> None:
     """Run the rehearsal: checks, a failed payout, dual approval, the SOP dry then live, validation, wrap-up."""
     from payops.rehearsal import flow
@@ -68,7 +71,7 @@ def rehearse(
                                           console=console)
     else:
         params = gather(params_file=params_file, ticket=ticket, operator=operator, actions=list(action or []),
-                        unattended=unattended, live=True, wait_seconds=wait_s, today=datetime.now(UTC).date())
+                        unattended=unattended, live=not dry_part, wait_seconds=wait_s, today=datetime.now(UTC).date())
         outcome = flow.rehearse(flow.default_operator(params), operator_key=key, settle_wait=settle_s,
                                 console=console)
     print_outcome(outcome, console)
