@@ -209,9 +209,8 @@ def execute(run_id: str, *, settings: Settings | None = None, overrides: dict[st
     with session_scope(settings) as s:
         run = runstate.claim(s, run_id)
         steps = runstate.steps_of(s, run_id)
-    failure = _execute_steps(run, [st for st in steps if st.status != "succeeded" and (only is None or st.step in only)],
-                             settings=settings,
-                             overrides=overrides, on_step=on_step)
+    todo = [st for st in steps if st.status != "succeeded" and (only is None or st.step in only)]
+    failure = _execute_steps(run, todo, settings=settings, overrides=overrides, on_step=on_step)
     status = "failed" if failure else "succeeded"
     with session_scope(settings) as s:
         runstate.release(s, run_id, status=status, error=failure.error if failure else None,

@@ -4,9 +4,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rehearsal_helpers import world_env
 
 from payops.config import get_settings
-from rehearsal_helpers import world_env
 
 
 @pytest.fixture()

@@ -8,13 +8,13 @@ import json
 from pathlib import Path
 
 import pytest
+from rehearsal_helpers import ALIAS, REHEARSAL_HOOK_PATH
 from sqlalchemy import create_engine, func, select, text
 from typer.testing import CliRunner
 
 from payops.cli import app
 from payops.db import session_scope
 from payops.db.models import LedgerPayout, ManualPayout, OpsFlag, RunbookRun
-from rehearsal_helpers import ALIAS, REHEARSAL_HOOK_PATH
 
 pytestmark = [pytest.mark.e2e, pytest.mark.db, pytest.mark.slow]
 

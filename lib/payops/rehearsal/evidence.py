@@ -32,7 +32,8 @@ from payops.rehearsal import criteria, world
 from payops.rehearsal.params import parse_action
 from payops.rehearsal.steps import RehearsalContext
 
-__all__ = ["RehearsalContext", "Validation", "WrapUp", "collect", "conclude", "switch_automation_on", "validate", "wrap_up"]
+__all__ = ["RehearsalContext", "Validation", "WrapUp", "collect", "conclude", "switch_automation_on", "validate",
+           "wrap_up"]
 
 AUDIT_FIELDS = ("id", "run_id", "incident_id", "studio_id", "ledger_payout_id", "amount", "currency", "reserve_after",
                 "reason", "destination_account", "stripe_transfer_id", "approver_ops_id", "approver_finance_id",

@@ -90,4 +90,5 @@ def cron_lines(settings: Settings) -> list[str]:
     """Crontab lines equivalent to the scheduler's rehearsal job (TZ = PAYOUT_TIMEZONE)."""
     expr = slots.check_cron(settings.rehearsal_schedule_cron, "PAYOPS_REHEARSAL_CRON")
     return [f"CRON_TZ={settings.payout_timezone}",
-            f"{expr} payops rehearse --dry-part   # {TITLE}: the dry part; people approve, then payops rehearse --continue RUN_ID"]
+            f"{expr} payops rehearse --dry-part   # {TITLE}: the dry part; people approve, then "
+            "payops rehearse --continue RUN_ID"]

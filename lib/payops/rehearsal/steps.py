@@ -27,7 +27,6 @@ from decimal import Decimal
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
 
 from payops import demo_data
 from payops.config import Settings
