@@ -36,6 +36,7 @@ from payops.db import session_scope
 from payops.errors import FieldProblem, ParamsInvalid, PayopsError
 from payops.rehearsal import world
 from payops.rehearsal.params import SOP, RehearsalParams, validate_rehearsal
+from payops.rehearsal.steps import create_run
 
 FIRST_PART = ("10-kickoff", "20-environment", "30-failed-payout", "40-request")
 LAST_PART = ("70-validate", "90-wrap-up")
@@ -61,13 +62,6 @@ class RehearsalOutcome:
     @property
     def report_html(self) -> Path:
         return self.run_dir / "90-wrap-up.html"
-
-
-def create_run(params: RehearsalParams, settings: Settings | None = None) -> str:
-    run = runner.create_run(SOP, params=params.model_dump(mode="json"), params_hash=params.params_hash(),
-                            mode="dry-run" if params.dry_run else "rehearsal", subject_key=f"rehearsal:{params.ticket}",
-                            operator=params.operator, settings=settings)
-    return run.id
 
 
 def _say(console: Console | None, text: str) -> None:

@@ -34,13 +34,23 @@ from payops.db.models import LedgerPayout, PayoutRun, Studio, StudioEarning
 from payops.errors import PreconditionFailed
 from payops.ids import payout_run_id, stable_uuid
 from payops.rehearsal import world
-from payops.rehearsal.params import REASON, RehearsalParams, validate_rehearsal
+from payops.rehearsal.params import REASON, SOP, RehearsalParams, validate_rehearsal
 from payops.sop.context import RunContext
 
 SOP_LOCATION = "runbooks/manual_payout/ (10-verify … 50-settle) · README: Manual payout fallback SOP"
 STUDIOS = {s.studio_id: s for s in (demo_data.STUDIO_A, demo_data.STUDIO_B)}
 ACCOUNTS = ("acct_test_studio_a", "acct_test_studio_b")
 MAX_CYCLES_BACK = 400
+
+
+def create_run(params: RehearsalParams, settings: Settings | None = None) -> str:
+    """The rehearsal's runbook run (mode dry-run for the dry part, rehearsal to go live); its id."""
+    from payops import runner
+
+    run = runner.create_run(SOP, params=params.model_dump(mode="json"), params_hash=params.params_hash(),
+                            mode="dry-run" if params.dry_run else "rehearsal", subject_key=f"rehearsal:{params.ticket}",
+                            operator=params.operator, settings=settings)
+    return run.id
 
 
 @dataclass
@@ -52,8 +62,6 @@ class RehearsalContext(RunContext):
     @classmethod
     def from_notebook(cls, step: str, run_id: str | None, namespace: Mapping[str, Any]) -> RehearsalContext:
         if run_id is None:  # JupyterLab: a run for these parameters first
-            from payops.rehearsal.flow import create_run
-
             data = {k: namespace[k] for k in RehearsalParams.model_fields if k in namespace}
             run_id = create_run(validate_rehearsal(data))
             print(f"created rehearsal run {run_id} for these parameters")
