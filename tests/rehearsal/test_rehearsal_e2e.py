@@ -5,6 +5,7 @@ ledger payout each time, nothing written to the production database, nothing pos
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,7 @@ def test_two_rehearsals_in_a_row_pass_every_criterion(rehearsal_env, tmp_path: P
     assert len(mails) == 2 and all(m["rcpt_tos"] == [ALIAS] and "[REHEARSAL]" in m["subject"] for m in mails)
 
     # the rehearsal database: two rehearsals, two fresh ledger payouts paid by hand, switch back on
-    url = env.settings.rehearsal_database_url
+    url = os.environ["PAYOPS_REHEARSAL_DATABASE_URL"]
     eng = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
     with eng.connect() as conn:
         rows = conn.execute(text("SELECT ledger_payout_id, is_rehearsal, stripe_transfer_id FROM manual_payouts")).all()
