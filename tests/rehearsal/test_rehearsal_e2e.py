@@ -28,7 +28,8 @@ def _production_counts() -> dict[str, int]:
                 "flags": s.scalar(select(func.count()).select_from(OpsFlag)) or 0}
 
 
-def test_two_rehearsals_in_a_row_pass_every_criterion(rehearsal_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_two_rehearsals_in_a_row_pass_every_criterion(rehearsal_env, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                      request: pytest.FixtureRequest) -> None:
     env = rehearsal_env
     before = _production_counts()
     outcomes = []
@@ -41,7 +42,7 @@ def test_two_rehearsals_in_a_row_pass_every_criterion(rehearsal_env, tmp_path: P
         assert "report: " in res.output
         report = Path(res.output.split("report: ")[1].split()[0])
         assert report.name == "90-wrap-up.html" and report.exists()
-        outcomes.append(res.output)
+        outcomes.append(report)
 
     # nothing in production: no run, no audit row, no ledger payout, no switch touched; no #payments-alerts post
     assert _production_counts() == before
@@ -70,3 +71,36 @@ def test_two_rehearsals_in_a_row_pass_every_criterion(rehearsal_env, tmp_path: P
     assert not flag  # the automation is switched back on
     for tr in {r[2] for r in rows}:
         assert env.sandbox.client().v1.transfers.retrieve(tr).metadata["is_rehearsal"] == "true"
+    if env.db_url.startswith("sqlite"):  # the report as a person sees it (once: the HTML is the same either way)
+        _look_at_report(outcomes[-1], request, tmp_path)
+
+
+def _look_at_report(html: Path, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    import io
+    import shutil
+
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    chromium, args = request.getfixturevalue("chromium"), request.getfixturevalue("chromium_args")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=args)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(html.as_uri(), wait_until="load")
+            text = page.inner_text("body")
+            shot = page.screenshot(full_page=True)
+        finally:
+            browser.close()
+    for words in ("Fallback rehearsal — step 90: wrap up and report", "REH-2027-Q1b: PASSED — 4/4 criteria",
+                  "Stripe transfer created from the SOP's payload with no edits", "manual transfer", "finish",
+                  "Rotate the rehearsal roster keys", "Security"):
+        assert words in text, f"{words!r} is not on the page"
+    assert text.count("PASS") >= 4 and "FAIL" not in text and "Traceback" not in text
+    keep = Path(__file__).resolve().parents[2] / "var" / "rehearsal-report.png"
+    keep.parent.mkdir(exist_ok=True)
+    (tmp_path / "report.png").write_bytes(shot)
+    shutil.copy(tmp_path / "report.png", keep)  # var/ is git-ignored: the last screenshot, to look at
+    image = Image.open(io.BytesIO(shot)).convert("RGB")
+    colours = image.resize((160, max(1, image.height // 8))).getcolors(maxcolors=1 << 16)
+    assert colours is None or len(colours) > 20, "the screenshot is (nearly) one colour: nothing rendered"
