@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from rehearsal_helpers import REHEARSAL_HOOK_PATH
 from rich.console import Console
 from sqlalchemy import func, select
 from typer.testing import CliRunner
@@ -21,7 +22,6 @@ from payops.db import session_scope
 from payops.db.models import ManualPayout, RunbookRun
 from payops.rehearsal import world
 from payops.scheduler import REHEARSAL, Scheduler, default_registry
-from rehearsal_helpers import REHEARSAL_HOOK_PATH
 
 pytestmark = [pytest.mark.e2e, pytest.mark.db, pytest.mark.slow]
 OPERATOR = "aaaaaaaa-0000-4000-8000-000000000001"
