@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import io
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -61,4 +62,5 @@ def test_the_scheduled_dry_part_then_people_continue_it(rehearsal_env, tmp_path:
     res = CliRunner().invoke(app, ["rehearse", "--continue", ex.run_id, "--key", str(team["operator"].key_path),
                                    "--wait", "10s", "--settle-wait", "60s"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    assert res.output.count("PASS") == 4 and "rehearsal run " + ex.run_id + ": passed" in res.output
+    assert len(re.findall(r"\bPASS\b", res.output)) == 4 and "FAIL" not in res.output
+    assert "rehearsal run " + ex.run_id + ": passed" in res.output and "payops approve" in res.output
