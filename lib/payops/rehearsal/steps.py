@@ -186,15 +186,26 @@ def _seed_studios(ctx: RehearsalContext) -> None:
                 row.email = ctx.settings.rehearsal_email_to
 
 
+def _in_stripe(ctx: RehearsalContext, ledger_payout_id: str) -> bool:
+    """Whether Stripe test mode already holds a transfer for this ledger payout (shared with another world)."""
+    from payops.stripe_api import with_backoff
+
+    client = ctx.stripe("platform")
+    found = with_backoff(lambda: client.v1.transfers.list({"transfer_group": ledger_payout_id, "limit": 1}))
+    return bool(found.data)
+
+
 def unused_cycle_date(ctx: RehearsalContext, now: datetime) -> date:
-    """The latest payout day at or before ``now`` that this database has no payout run for."""
+    """The latest payout day at or before ``now`` that this database has no payout run for, and whose ledger
+    payout id (derived from the day and the studio) Stripe test mode has never seen a transfer for."""
     from payops.cycle import slots
 
     at = now
     with ctx.session() as s:
         for _ in range(MAX_CYCLES_BACK):
             day = slots.current_cycle_date(ctx.settings, at)
-            if s.get(PayoutRun, payout_run_id(day)) is None:
+            if (s.get(PayoutRun, payout_run_id(day)) is None
+                    and not _in_stripe(ctx, stable_uuid("ledger_payout", day, ctx.params.studio_id))):
                 return day
             at = datetime.combine(day, datetime.min.time(), tzinfo=UTC) - timedelta(seconds=1)
     raise PreconditionFailed(f"no unused payout day in the last {MAX_CYCLES_BACK} cycles of this rehearsal database")
