@@ -94,6 +94,15 @@ def business_payload(payload: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def _money(amount: Any, currency: Any) -> str:
+    from payops.money import Money
+
+    try:
+        return Money(int(amount), str(currency).upper()).format()
+    except Exception:  # noqa: BLE001 — evidence text only: show what is there
+        return f"{amount} {currency}"
+
+
 def _transfer(e: Evidence) -> Criterion:
     if e.transfer_error or not (e.transfer_id or "").startswith("tr_"):
         return Criterion("transfer", False, f"no tr_… transfer: {e.transfer_error or e.sop_error or 'none recorded'}")
@@ -107,7 +116,7 @@ def _transfer(e: Evidence) -> Criterion:
     sent = {k: live.get(k) for k in held}
     if held != sent:
         return Criterion("transfer", False, f"{e.transfer_id} in Stripe is {held}, the payload said {sent}")
-    return Criterion("transfer", True, f"{e.transfer_id}: {st.get('amount')} {str(st.get('currency')).upper()} → "
+    return Criterion("transfer", True, f"{e.transfer_id}: {_money(st.get('amount'), st.get('currency'))} → "
                                        f"{st.get('destination')}, payload identical to the approved dry run")
 
 
@@ -123,8 +132,9 @@ def _audit(e: Evidence) -> Criterion:
             wrong.append(f"{k} missing")
     if wrong:
         return Criterion("audit", False, f"manual_payouts {row.get('id')}: " + "; ".join(wrong))
-    return Criterion("audit", True, f"manual_payouts {row.get('id')} read back: {row.get('amount')} "
-                                    f"{row.get('currency')}, {row.get('stripe_transfer_id')}, is_rehearsal true")
+    amount = _money(row.get("amount"), row.get("currency"))
+    return Criterion("audit", True, f"manual_payouts {row.get('id')} read back: {amount}, "
+                                    f"{row.get('stripe_transfer_id')}, is_rehearsal true")
 
 
 def _notifications(e: Evidence) -> Criterion:

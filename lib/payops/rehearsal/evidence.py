@@ -30,7 +30,7 @@ from payops.db import session_scope
 from payops.db.models import ManualPayout, RunbookRun
 from payops.rehearsal import criteria, world
 from payops.rehearsal.params import parse_action
-from payops.rehearsal.steps import RehearsalContext
+from payops.rehearsal.steps import RehearsalContext, styled
 
 __all__ = ["RehearsalContext", "Validation", "WrapUp", "collect", "conclude", "switch_automation_on", "validate",
            "wrap_up"]
@@ -149,14 +149,14 @@ class Validation:
     def as_dict(self) -> dict[str, Any]:
         return {"evidence": self.evidence.as_dict(), "ok": True}
 
-    def frame(self) -> pd.DataFrame:
+    def frame(self) -> Any:
         e = self.evidence
         rows = [("transfer", e.transfer_id or e.transfer_error or "—"),
                 ("audit row", (e.audit_row or {}).get("id", "missing")),
                 ("Slack", f"{(e.slack or {}).get('channel')} delivered={(e.slack or {}).get('delivered')}"),
                 ("email", f"{(e.email or {}).get('to')} — {(e.email or {}).get('subject')}"),
                 ("payout", f"{e.payout_id} {e.payout_status}")]
-        return pd.DataFrame(rows, columns=["evidence", "value"])
+        return styled(pd.DataFrame(rows, columns=["evidence", "value"]))
 
 
 def validate(ctx: RehearsalContext) -> Validation:
@@ -187,14 +187,16 @@ class WrapUp:
                 "timings": self.timings, "actions": self.actions, "automation": self.automation,
                 "summary": self.summary, "evidence": self.evidence, "ok": True}
 
-    def criteria_frame(self) -> pd.DataFrame:
-        return pd.DataFrame([c.as_dict() for c in self.criteria])
+    def criteria_frame(self) -> Any:
+        rows = [{"criterion": c.title, "result": "PASS" if c.ok else "FAIL", "evidence": c.evidence}
+                for c in self.criteria]
+        return styled(pd.DataFrame(rows))
 
-    def timings_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.timings)
+    def timings_frame(self) -> Any:
+        return styled(pd.DataFrame(self.timings))
 
-    def actions_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.actions, columns=["text", "owner"])
+    def actions_frame(self) -> Any:
+        return styled(pd.DataFrame(self.actions, columns=["text", "owner"]))
 
 
 def switch_automation_on(settings: Settings, by: str | None) -> str:

@@ -92,8 +92,19 @@ class Table:
     def as_dict(self) -> dict[str, Any]:
         return {"step": self.step, "rows": self.rows, "facts": self.facts, "ok": self.ok}
 
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows)
+    def frame(self) -> Any:
+        return styled(pd.DataFrame(self.rows))
+
+
+def styled(df: pd.DataFrame) -> Any:
+    """A table for the report: every word shown (no truncation), left-aligned, PASS green and FAIL red."""
+    def colour(v: Any) -> str:
+        return {"PASS": "color: #1a7f37; font-weight: bold", "FAIL": "color: #cf222e; font-weight: bold"}.get(
+            str(v), "")
+
+    return (df.style.hide(axis="index").format(precision=1).map(colour)
+            .set_properties(**{"text-align": "left", "white-space": "pre-wrap", "vertical-align": "top"})
+            .set_table_styles([{"selector": "th", "props": [("text-align", "left")]}]))
 
 
 # --- 10 ---------------------------------------------------------------------------------------------
