@@ -53,3 +53,28 @@ def test_the_public_schema_of_the_production_database_is_the_production_database
     assert database_identity(prod) == database_identity(prod + "?options=-csearch_path%3Dpublic")
     assert database_identity(prod) != database_identity(prod + "?options=-csearch_path%3Drehearsal")
     assert database_identity("sqlite:///var/payops.db") != database_identity("sqlite:///var/rehearsal.db")
+
+
+def test_an_attended_rehearsal_needs_the_operator_and_their_key_before_anything(rehearsal_env, tmp_path: Path  # type: ignore[no-untyped-def]
+                                                                                ) -> None:
+    res = CliRunner().invoke(app, ["rehearse"])
+    assert res.exit_code != 0
+    assert "--operator: an attended rehearsal needs the operator's UUID" in res.output
+    assert "--key: the operator signs the go-live" in res.output
+    _nothing_created(rehearsal_env, tmp_path)
+
+
+def test_generated_approvers_are_refused_outside_the_rehearsal_world(rehearsal_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from payops.errors import ParamsInvalid
+    from payops.rehearsal.flow import _sign_unattended
+
+    with pytest.raises(ParamsInvalid, match="--unattended: generated rehearsal-only approvers are refused here"):
+        _sign_unattended(get_settings(fresh=True), "00000000-0000-4000-8000-000000000000",
+                         "aaaaaaaa-0000-4000-8000-000000000001", tmp_path, None)
+    from sqlalchemy import func, select
+
+    from payops.db import session_scope
+    from payops.db.models import ApproverPerson
+
+    with session_scope() as s:  # nothing enrolled in the production roster
+        assert s.scalar(select(func.count()).select_from(ApproverPerson)) == 0

@@ -148,6 +148,7 @@ def _wait_for_approvals(settings: Settings, run_id: str, dry_run_id: str, wait_s
 def rehearse(params: RehearsalParams, *, operator_key: Path | None = None, settle_wait: float = 300.0,
              console: Console | None = None, settings: Settings | None = None) -> RehearsalOutcome:
     """Preflight, then the rehearsal in its world (module docstring)."""
+    _attended_needs(params, operator_key)
     base = world.preflight(settings)
     with world.entered(base) as s:
         world.ensure_database(s)
@@ -167,7 +168,23 @@ def continue_rehearsal(run_id: str, *, wait_seconds: float | None = None, operat
         if wait_seconds is not None:
             params = params.model_copy(update={"wait_seconds": wait_seconds})
         params = params.model_copy(update={"dry_run": False})  # a person continuing it takes it live
+        _attended_needs(params, operator_key)
         return _drive(s, run_id, params, operator_key=operator_key, settle_wait=settle_wait, console=console)
+
+
+def _attended_needs(params: RehearsalParams, operator_key: Path | None) -> None:
+    """An attended rehearsal that goes live needs the operator and their key: said before anything happens."""
+    if params.dry_run or params.unattended:
+        return
+    problems = []
+    if not params.operator:
+        problems.append(FieldProblem("--operator", "an attended rehearsal needs the operator's UUID (or "
+                                     "PAYOPS_OPERATOR_ID); --unattended generates one"))
+    if operator_key is None:
+        problems.append(FieldProblem("--key", "the operator signs the go-live: give your roster key (or "
+                                     "--unattended in CI and demos)"))
+    if problems:
+        raise ParamsInvalid(problems, "attended rehearsal")
 
 
 def _drive(s: Settings, run_id: str, params: RehearsalParams, *, operator_key: Path | None, settle_wait: float,
