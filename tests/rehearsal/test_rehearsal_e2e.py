@@ -71,6 +71,15 @@ def test_two_rehearsals_in_a_row_pass_every_criterion(rehearsal_env, tmp_path: P
     assert not flag  # the automation is switched back on
     for tr in {r[2] for r in rows}:
         assert env.sandbox.client().v1.transfers.retrieve(tr).metadata["is_rehearsal"] == "true"
+    # archived and chained like any run, in the rehearsal's own archive (re-verifying the signed approvals)
+    from payops.approvals.evidence import verify_run_approvals
+    from payops.archive import verify_archive
+
+    rehearsal_archive = Path(os.environ["PAYOPS_REHEARSAL_OUTPUT_DIR"])
+    verified = verify_archive(rehearsal_archive, run_checks=(verify_run_approvals,))
+    assert verified.ok, verified.problems
+    assert verified.runs_checked >= 2 * 4  # per rehearsal: its own run, the cycle's, the SOP's dry and live runs
+    assert not env.output_dir.exists() or not list(env.output_dir.rglob("manifest.json"))
     if env.db_url.startswith("sqlite"):  # the report as a person sees it (once: the HTML is the same either way)
         _look_at_report(outcomes[-1], request, tmp_path)
 
