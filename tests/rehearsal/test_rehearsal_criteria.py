@@ -131,3 +131,26 @@ def test_the_wrap_up_switches_the_automation_back_on_and_reports_the_failure(mig
     assert wrap.actions[0] == {"text": "Check the audit insert", "owner": "Payments Engineering"}
     assert any(a["text"].startswith("Fix: Audit row") for a in wrap.actions)
     assert "FAILED — 3/4 criteria" in wrap.summary and "Failed: audit" in wrap.summary
+
+
+@pytest.mark.db
+def test_a_failing_wrap_up_still_switches_the_automation_back_on(migrated_db: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from payops import runner
+    from payops.config import get_settings
+    from payops.cycle import engine
+    from payops.db import session_scope
+    from payops.rehearsal import flow
+
+    settings = get_settings(fresh=True)
+    with session_scope(settings) as s:
+        engine.set_disabled(s, disabled=True, reason="fallback rehearsal", by=None)
+
+    def broken(*_a: object, **_k: object) -> None:
+        raise runner.StepFailed("r", "70-validate", "KernelDied: gone", runner.ROOT / "x.ipynb")
+
+    monkeypatch.setattr(runner, "execute", broken)
+    with pytest.raises(runner.StepFailed):
+        flow._wrap_up(settings, "r", None)
+    with session_scope(settings) as s:
+        assert engine.disabled_reason(s, settings) is None

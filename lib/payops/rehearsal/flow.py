@@ -239,12 +239,25 @@ def _drive(s: Settings, run_id: str, params: RehearsalParams, *, operator_key: P
             out.live_run_id = live.id
     except PayopsError as exc:
         _say(console, f"[red]{type(exc).__name__}[/]: {exc}")
-    # 9. always
-    runner.execute(run_id, settings=s, only=LAST_PART, on_step=_on_step(console))
+    except BaseException:  # a bug or Ctrl-C: still wrap up (the automation back on), then let it through
+        _wrap_up(s, run_id, console)
+        raise
+    _wrap_up(s, run_id, console)
     wrap = _result(s, run_id, "90-wrap-up")
     out.wrap_up = wrap
     out.status = "passed" if wrap.get("passed") else "failed"
     return _finish_outcome(s, out)
+
+
+def _wrap_up(s: Settings, run_id: str, console: Console | None) -> None:
+    """9. Always: steps 70 and 90. Should they fail themselves, the automation is still switched back on."""
+    try:
+        runner.execute(run_id, settings=s, only=LAST_PART, on_step=_on_step(console))
+    except BaseException:
+        from payops.rehearsal.evidence import switch_automation_on
+
+        switch_automation_on(s, None)
+        raise
 
 
 def _finish_outcome(s: Settings, out: RehearsalOutcome) -> RehearsalOutcome:
