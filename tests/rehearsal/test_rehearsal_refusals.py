@@ -21,11 +21,10 @@ def _nothing_created(env, tmp_path: Path) -> None:  # type: ignore[no-untyped-de
     assert env.sinks.slack_messages() == [] and env.sinks.emails() == []
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # refused before any database is opened
 @pytest.mark.parametrize("var", ["STRIPE_SECRET_KEY", "SOME_OTHER_TEAMS_KEY"])
 def test_a_live_key_anywhere_stops_the_rehearsal_naming_it(rehearsal_env, tmp_path: Path,  # type: ignore[no-untyped-def]
                                                            monkeypatch: pytest.MonkeyPatch, var: str) -> None:
-    if not rehearsal_env.db_url.startswith("sqlite"):
-        pytest.skip("the refusal happens before any database is opened")
     monkeypatch.setenv(var, "sk_live_" + "x" * 24)
     get_settings(fresh=True)
     res = CliRunner().invoke(app, ["rehearse", "--unattended"])
