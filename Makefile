@@ -45,7 +45,7 @@ browser: ## Debian's chromium for the report's browser test (apt-get as root; ne
 	      || { echo "apt-get could not install chromium: the browser test will skip (fail under CI=true)"; test "$$CI" != true; }; \
 	  else echo "no $(CHROMIUM) and no root apt-get: the browser test will skip (fail under CI=true)"; fi; }
 
-demo: install ## run the manual payout SOP end to end offline (sandbox + SQLite + local Slack/SMTP)
+demo: install ## the manual payout SOP end to end offline (sandbox + SQLite + local Slack/SMTP), ending with a rehearsal
 	$(PY) -m payops.demo
 
 incident-demo: install ## a checkout incident offline from alert to close (sandbox, receiver, moto S3, local Redis+RabbitMQ)

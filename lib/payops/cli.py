@@ -60,6 +60,8 @@ FAMILIES: dict[str, Family] = {
                        "Checkout incidents: triage, act (dry run first), verify, close — archived runbooks."),
     "approvers": Family("payops.approvals.cli", "app",
                         "The approver roster: who may approve (ops, finance) or operate, with their SSH keys."),
+    "rehearse": Family("payops.rehearsal.cli", "app",
+                       "The quarterly fallback rehearsal, end to end in its own world, judged against the playbook."),
 }
 
 app = typer.Typer(help="Payments Ops runbooks and Finance reconciliation, as archived notebooks.",

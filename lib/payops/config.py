@@ -23,6 +23,15 @@ def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
 
 
+def _absolute_sqlite(url: str) -> str:
+    """A relative SQLite file URL made absolute (against the working directory); other URLs unchanged."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        rel = url[len("sqlite:///"):]
+        if rel and rel != ":memory:" and not rel.startswith("file:"):
+            return "sqlite:///" + str(Path(rel).resolve())
+    return url
+
+
 class Settings(BaseSettings):
     """Everything payops reads from the environment."""
 
@@ -117,8 +126,28 @@ class Settings(BaseSettings):
     pre_run_check_minutes_before: int = Field(60, ge=1, validation_alias=_env("PAYOPS_PRE_RUN_MINUTES_BEFORE"))
     post_run_check_minutes_after: int = Field(30, ge=1, validation_alias=_env("PAYOPS_POST_RUN_MINUTES_AFTER"))
     rehearsal_schedule_cron: str = Field(
-        "0 14 * 1,4,7,10 2#2", validation_alias=_env("PAYOPS_REHEARSAL_CRON"),
-        description="Quarterly fallback rehearsal (second Tuesday of Jan/Apr/Jul/Oct, 14:00 PAYOUT_TIMEZONE).",
+        "0 14 * 2,5,8,11 2#1", validation_alias=_env("PAYOPS_REHEARSAL_CRON"),
+        description="Quarterly fallback rehearsal (first Tuesday of Feb/May/Aug/Nov, 14:00 PAYOUT_TIMEZONE: "
+                    "at least 7 days before the next live cycle — a rule that is not is refused).",
+    )
+    # --- the rehearsal world (payops rehearse): its own database, channel, alias and archive --------------
+    rehearsal_database_url: str | None = Field(
+        None, validation_alias=_env("PAYOPS_REHEARSAL_DATABASE_URL"),
+        description="The rehearsal's own database: a SQLite file or a PostgreSQL URL whose search_path is the "
+                    "`rehearsal` schema; never the production PAYOPS_DATABASE_URL.",
+    )
+    rehearsal_output_dir: Path | None = Field(
+        None, validation_alias=_env("PAYOPS_REHEARSAL_OUTPUT_DIR"),
+        description="The rehearsal's archive (its own hash chain); default <PAYOPS_OUTPUT_DIR>-rehearsal.",
+    )
+    rehearsal_slack_webhook_url: SecretStr | None = Field(
+        None, validation_alias=_env("PAYOPS_REHEARSAL_SLACK_WEBHOOK_URL"),
+        description="Incoming webhook for #payments-rehearsal (never the #payments-alerts one).",
+    )
+    rehearsal_slack_channel: str = Field("#payments-rehearsal", validation_alias=_env("PAYOPS_REHEARSAL_SLACK_CHANNEL"))
+    rehearsal_email_to: str = Field(
+        "payments-rehearsal@example.com", validation_alias=_env("PAYOPS_REHEARSAL_EMAIL_TO"),
+        description="The rehearsal's email alias: the rehearsal studios' address, so every email lands there.",
     )
     recon_schedule_cron: str = Field(
         "0 9 4 * *", validation_alias=_env("PAYOPS_RECON_CRON"),
@@ -221,11 +250,12 @@ class Settings(BaseSettings):
     def _absolute_paths(self) -> Settings:
         """Relative paths are resolved once, against the working directory of the process that reads
         them, so a notebook kernel started elsewhere still finds the same database and archive."""
-        if self.database_url.startswith("sqlite:///") and not self.database_url.startswith("sqlite:////"):
-            rel = self.database_url[len("sqlite:///"):]
-            if rel and rel != ":memory:" and not rel.startswith("file:"):
-                self.database_url = "sqlite:///" + str(Path(rel).resolve())
+        self.database_url = _absolute_sqlite(self.database_url)
+        if self.rehearsal_database_url:
+            self.rehearsal_database_url = _absolute_sqlite(self.rehearsal_database_url)
         self.output_dir = self.output_dir.resolve()
+        if self.rehearsal_output_dir is not None:
+            self.rehearsal_output_dir = self.rehearsal_output_dir.resolve()
         if self.recon_cache_dir is not None:
             self.recon_cache_dir = self.recon_cache_dir.resolve()
         return self
@@ -247,7 +277,7 @@ class Settings(BaseSettings):
         for name in (
             "stripe_fallback_secret_key", "stripe_secret_key", "stripe_webhook_secret",
             "slack_webhook_url", "smtp_password", "pagerduty_routing_key", "cron_secret_key",
-            "jira_token", "ops_slack_webhook_url",
+            "jira_token", "ops_slack_webhook_url", "rehearsal_slack_webhook_url",
         ):
             val = getattr(self, name)
             if val is not None and val.get_secret_value():

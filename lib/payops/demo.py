@@ -173,13 +173,43 @@ def main() -> None:
         report = verify_with_records(settings.output_dir, settings=settings, run_checks=(verify_run_approvals,))
         console.print(("[green]✓ archive verifies[/]" if report.ok else f"[red]✗ {report.first_problem}[/]")
                       + f" — {report.runs_checked} run(s) in the chain")
+        rehearsal = show_rehearsal(console, var, sinks)
         console.print(json.dumps({"dry_run": dry.run_id, "live_run": live.run_id, "transfer": tr_id,
-                                  "reconciliation": recon_id}))
-        if not report.ok:
+                                  "reconciliation": recon_id, "rehearsal": rehearsal}))
+        if not report.ok or rehearsal is None:
             raise SystemExit(1)
     finally:
         sinks.stop()
         sb.stop()
+
+
+def show_rehearsal(console: Console, var: Path, sinks: object) -> str | None:
+    """Section 8: the quarterly fallback rehearsal, unattended, in its own world (var/demo-rehearsal.db,
+    #payments-rehearsal, its own archive): the criteria table, the SLA timings and the report's path."""
+    from payops.config import get_settings
+    from payops.rehearsal import flow
+    from payops.rehearsal.cli import print_outcome
+    from payops.rehearsal.params import gather
+
+    console.rule("[bold]8. The quarterly fallback rehearsal (payops rehearse --unattended), in its own world")
+    rdb = var / "demo-rehearsal.db"
+    for p in (rdb, var / "demo-rehearsal.db-wal", var / "demo-rehearsal.db-shm"):
+        p.unlink(missing_ok=True)
+    base = sinks.slack_webhook_url.split("/services/")[0]  # type: ignore[attr-defined]
+    os.environ.update({
+        "PAYOPS_REHEARSAL_DATABASE_URL": f"sqlite:///{rdb.resolve()}",
+        "PAYOPS_REHEARSAL_SLACK_WEBHOOK_URL": base + "/services/TDEMO/BREHEARSAL/demo-rehearsal",
+        "PAYOPS_REHEARSAL_OUTPUT_DIR": str(Path(os.environ["PAYOPS_OUTPUT_DIR"]).resolve().with_name(
+            Path(os.environ["PAYOPS_OUTPUT_DIR"]).name + "-rehearsal")),
+    })
+    get_settings(fresh=True)
+    from datetime import UTC, datetime
+
+    params = gather(params_file=None, ticket=None, operator=None, actions=[], unattended=True, live=True,
+                    wait_seconds=0, today=datetime.now(UTC).date())
+    outcome = flow.rehearse(flow.default_operator(params), settle_wait=120, console=console)
+    print_outcome(outcome, console)
+    return outcome.run_id if outcome.status == "passed" else None
 
 
 def monitoring_env(sinks: object) -> dict[str, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -42,6 +42,7 @@ SOPS: dict[str, tuple[str, ...]] = {
     "checkout_incident": ("10-triage", "20-act"),
     "incident_verify": ("verify",),
     "incident_close": ("summary",),
+    "rehearsal": ("10-kickoff", "20-environment", "30-failed-payout", "40-request", "70-validate", "90-wrap-up"),
 }
 NOTEBOOK_DIRS: dict[str, Path] = {
     "manual_payout": RUNBOOKS_DIR / "manual_payout",
@@ -54,6 +55,7 @@ NOTEBOOK_DIRS: dict[str, Path] = {
     "checkout_incident": RUNBOOKS_DIR / "checkout_incident",
     "incident_verify": NOTEBOOKS_DIR / "incidents" / "verify",
     "incident_close": NOTEBOOKS_DIR / "incidents" / "close",
+    "rehearsal": RUNBOOKS_DIR / "rehearsal",
 }
 # parameters a notebook takes besides its model's fields
 RUN_PARAMS: dict[str, Any] = {"run_id": None}
@@ -199,15 +201,17 @@ def _error_line(exc: Any) -> tuple[str, int]:
 
 
 def execute(run_id: str, *, settings: Settings | None = None, overrides: dict[str, Any] | None = None,
-            on_step: Callable[[str, str, float], None] | None = None) -> RunOutcome:
-    """Execute the run's unfinished steps in order; seal the folder at the end whatever happened."""
+            on_step: Callable[[str, str, float], None] | None = None,
+            only: Collection[str] | None = None) -> RunOutcome:
+    """Execute the run's unfinished steps in order; seal the folder at the end whatever happened.
+    ``only``: just these of its unfinished steps (a runbook that runs in parts, e.g. the rehearsal)."""
     settings = settings or get_settings()
     overrides = overrides or {}
     with session_scope(settings) as s:
         run = runstate.claim(s, run_id)
         steps = runstate.steps_of(s, run_id)
-    failure = _execute_steps(run, [st for st in steps if st.status != "succeeded"], settings=settings,
-                             overrides=overrides, on_step=on_step)
+    todo = [st for st in steps if st.status != "succeeded" and (only is None or st.step in only)]
+    failure = _execute_steps(run, todo, settings=settings, overrides=overrides, on_step=on_step)
     status = "failed" if failure else "succeeded"
     with session_scope(settings) as s:
         runstate.release(s, run_id, status=status, error=failure.error if failure else None,

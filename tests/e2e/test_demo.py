@@ -33,7 +33,8 @@ def test_make_demo_runs_end_to_end(tmp_path: Path) -> None:
     rows = {(m[0], m[1], int(m[2])) for m in re.findall(r"│ ([A-Z_]+) +│ ([A-Z]{3}) +│ (\d+) +│", out)}
     assert rows == PLANTED, rows
     ids = json.loads(out[out.rindex("{"):])
-    assert set(ids) == {"dry_run", "live_run", "transfer", "reconciliation"} and ids["transfer"].startswith("tr_")
+    assert set(ids) == {"dry_run", "live_run", "transfer", "reconciliation", "rehearsal"}
+    assert ids["transfer"].startswith("tr_") and ids["rehearsal"]
 
     # the approvers signed with keys generated for the demo; the archive alone proves it (ssh-keygen -Y verify)
     assert out.count('Good "payops-approval" signature for') == 3
@@ -60,3 +61,14 @@ def test_make_demo_runs_end_to_end(tmp_path: Path) -> None:
                  "slack reminder-14d: sent", "slack_ops notify-below: sent", "email notify-below: sent"):
         assert sent in monitoring, sent
     assert "exit 20: 3 SEV-2 condition(s) open" in monitoring and "checked again: 0 opened, 0 sent" in monitoring
+    # 8. the rehearsal, unattended, in its own world: four criteria pass, SLA timings, the report's path
+    rehearsal = out[out.index("8. The quarterly fallback rehearsal"):]
+    assert len(re.findall(r"\bPASS\b", rehearsal)) == 4 and "FAIL" not in rehearsal
+    assert "SLA timings" in rehearsal and "manual transfer" in rehearsal
+    report = Path(rehearsal.split("report: ")[1].split()[0])
+    assert report.name == "90-wrap-up.html" and report.is_file()
+    assert (tmp_path / "outputs-rehearsal" / "CHAIN.jsonl").is_file()  # its own archive and chain
+    rdb = create_engine(f"sqlite:///{tmp_path / 'var' / 'demo-rehearsal.db'}")
+    with rdb.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM manual_payouts WHERE is_rehearsal")).scalar_one() == 1
+    rdb.dispose()

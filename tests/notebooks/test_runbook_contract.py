@@ -38,6 +38,7 @@ from payops.incident.params import CloseParams, IncidentParams, VerifyParams
 from payops.monitor.dashboard_run import DashboardParams
 from payops.params import ManualPayoutParams
 from payops.reconcile.params import ReconParams
+from payops.rehearsal.params import RehearsalParams
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIRS = (ROOT / "runbooks", ROOT / "notebooks")
@@ -47,6 +48,7 @@ SOP_MODELS: dict[str, type] = {"manual_payout": ManualPayoutParams, "reconciliat
                                "pre_run_check": PreRunParams, "post_run_check": PostRunParams,
                                "monitoring": DashboardParams,
                                "checkout_incident": IncidentParams, "incident_verify": VerifyParams,
+                               "rehearsal": RehearsalParams,
                                "incident_close": CloseParams}
 FORBIDDEN_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 SAFE_DEFAULTS: dict[str, Any] = {"dry_run": True, "run_id": None}

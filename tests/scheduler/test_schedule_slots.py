@@ -40,9 +40,9 @@ def test_default_schedule_is_1st_and_15th_at_0600_utc_with_checks_around_it() ->
     assert [s.at for s in _slots(settings, PRE_RUN_CHECK, after, 2)] == [utc(2026, 3, 1, 5), utc(2026, 3, 15, 5)]
     assert [s.at for s in _slots(settings, POST_RUN_CHECK, after, 2)] == [
         utc(2026, 3, 1, 6, 30), utc(2026, 3, 15, 6, 30)]
-    # second Tuesday of Jan/Apr/Jul/Oct at 14:00
+    # first Tuesday of Feb/May/Aug/Nov at 14:00 (at least 7 days before the 15th's cycle)
     assert [s.at for s in _slots(settings, REHEARSAL, after, 3)] == [
-        utc(2026, 4, 14, 14), utc(2026, 7, 14, 14), utc(2026, 10, 13, 14)]
+        utc(2026, 5, 5, 14), utc(2026, 8, 4, 14), utc(2026, 11, 3, 14)]
     # the previous month reconciled on the 4th at 09:00, after its 3-day cut-off margin
     assert [s.at for s in _slots(settings, RECONCILIATION, after, 2)] == [utc(2026, 3, 4, 9), utc(2026, 4, 4, 9)]
     # the monitoring check every 5 minutes
@@ -111,7 +111,7 @@ def test_cli_schedule_next_prints_local_and_utc(monkeypatch: pytest.MonkeyPatch)
         assert res.exit_code == 0, res.stdout + res.stderr
         for job in (PRE_RUN_CHECK, PAYOUT_CYCLE, POST_RUN_CHECK, REHEARSAL):
             assert job in res.stdout
-        assert "2026-03-01 05:00 EST" in res.stdout and "2026-04-14 14:00 EDT" in res.stdout
+        assert "2026-03-01 05:00 EST" in res.stdout and "2026-05-05 14:00 EDT" in res.stdout
 
         res = CliRunner().invoke(schedule_app, ["next", "--job", "nope"])
         assert res.exit_code == 2 and "unknown job 'nope'" in res.stderr

@@ -89,7 +89,8 @@ def test_root_help_is_the_same_lazily_and_with_every_family_loaded() -> None:
     root = typer.main.get_command(app)
     ctx = root.make_context("payops", ["--help"], resilient_parsing=True)
     for name in FAMILIES:
-        assert root.get_command(ctx, name).commands  # the real group, now cached in the root group
+        group = root.get_command(ctx, name)  # the real group, now cached in the root group
+        assert group.commands or group.invoke_without_command  # (`payops rehearse` is one command: a callback)
     eager = runner.invoke(app, ["--help"], env={"COLUMNS": "120"})
     assert lazy.exit_code == eager.exit_code == 0
     assert lazy.stdout == eager.stdout

@@ -156,3 +156,33 @@ def schedule_history(
         table.add_row(r["job"], f"{r['slot_at']:%Y-%m-%d %H:%M}", status, r["runbook_run_id"] or "",
                       escape((r["error"] or "")[:300]))
     console.print(table)
+
+
+@schedule_app.command("export")
+@handles_errors
+def schedule_export(
+    ics: Annotated[str | None, typer.Option("--ics", help="Write the rehearsal events to this .ics file.")] = None,
+    cron: Annotated[bool, typer.Option("--cron", help="Print equivalent crontab lines.")] = False,
+    count: Annotated[int, typer.Option("--count", help="How many rehearsals (quarters) in the file.")] = 4,
+    after: Annotated[str | None, typer.Option("--after", help="Slots after this instant (ISO; default now).")]
+    = None,
+) -> None:
+    """The "Payments Fallback Rehearsal" events for the shared Ops calendar (ICS), or crontab lines."""
+    from pathlib import Path
+
+    from payops.config import get_settings
+    from payops.rehearsal import schedule
+
+    if not ics and not cron:
+        raise ParamsInvalid(FieldProblem("--ics", "give --ics FILE and/or --cron"))
+    if not 1 <= count <= 40:
+        raise ParamsInvalid(FieldProblem("--count", f"{count} must be between 1 and 40"))
+    settings = get_settings()
+    start = _parse_after(after)
+    schedule.check_rule(settings, start)
+    if ics:
+        Path(ics).write_bytes(schedule.ics(settings, start, count=count))
+        console.print(f"wrote {count} rehearsal event(s) (45 min each) to {escape(ics)}")
+    if cron:
+        for line in schedule.cron_lines(settings):
+            console.print(line, markup=False, soft_wrap=True)

@@ -189,6 +189,13 @@ def post_run_schedule(settings: Settings) -> Schedule:
 
 
 def rehearsal_schedule(settings: Settings) -> Schedule:
+    """PAYOPS_REHEARSAL_CRON — refused (ConfigError naming the dates) when a slot in the next ten years falls
+    less than 7 days before a live cycle."""
+    from datetime import UTC, datetime
+
+    from payops.rehearsal.schedule import check_rule
+
+    check_rule(settings, datetime.now(UTC))
     return Schedule(settings.rehearsal_schedule_cron, "PAYOPS_REHEARSAL_CRON")
 
 
@@ -222,7 +229,8 @@ def run_post_run_check(ctx: JobContext) -> Any:
 
 
 def run_rehearsal_job(ctx: JobContext) -> Any:
-    """The quarterly fallback rehearsal: its dry run, then a Slack message for the humans."""
+    """The quarterly fallback rehearsal's dry part (steps 1–6, in the rehearsal world), then a message to
+    #payments-rehearsal with what each person runs next; never live."""
     from payops.scheduler.rehearsal import start_rehearsal
 
     return start_rehearsal(ctx.settings, slot=ctx.slot.anchor)
