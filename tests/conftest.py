@@ -34,6 +34,16 @@ OPS_APPROVER = "bbbbbbbb-0000-4000-8000-000000000002"
 FINANCE_APPROVER = "cccccccc-0000-4000-8000-000000000003"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Longest first: tests marked ``slow`` (whole runbooks, demos, browsers), then ``e2e``, then the rest —
+    stable within each group. pytest-xdist hands tests out in this order, so the long ones start while the
+    short ones fill the gaps, instead of one worker finishing a demo alone at the end of the run."""
+    def cost(item: pytest.Item) -> int:
+        return 0 if item.get_closest_marker("slow") else 1 if item.get_closest_marker("e2e") else 2
+
+    items[:] = sorted(items, key=cost)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _worker_private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Each test process (each pytest-xdist worker) gets its own reconciliation page cache instead of the
