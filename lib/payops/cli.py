@@ -60,6 +60,8 @@ FAMILIES: dict[str, Family] = {
                        "Checkout incidents: triage, act (dry run first), verify, close — archived runbooks."),
     "approvers": Family("payops.approvals.cli", "app",
                         "The approver roster: who may approve (ops, finance) or operate, with their SSH keys."),
+    "lab": Family("payops.lab.cli", "app",
+                  "JupyterLab on the runbooks and notebooks: forms, approvals, go-live (loopback, token)."),
 }
 
 app = typer.Typer(help="Payments Ops runbooks and Finance reconciliation, as archived notebooks.",

@@ -198,16 +198,24 @@ def _error_line(exc: Any) -> tuple[str, int]:
 
 
 def execute(run_id: str, *, settings: Settings | None = None, overrides: dict[str, Any] | None = None,
-            on_step: Callable[[str, str, float], None] | None = None) -> RunOutcome:
-    """Execute the run's unfinished steps in order; seal the folder at the end whatever happened."""
+            on_step: Callable[[str, str, float], None] | None = None, max_steps: int | None = None) -> RunOutcome:
+    """Execute the run's unfinished steps in order; seal the folder at the end whatever happened.
+
+    ``max_steps`` (JupyterLab's "run the next step") executes at most that many: a run with steps left
+    and no failure ends ``paused`` — sealed like any execution, finished later by any path (JupyterLab,
+    ``payops runs resume``) from its first unfinished step."""
     settings = settings or get_settings()
     overrides = overrides or {}
     with session_scope(settings) as s:
         run = runstate.claim(s, run_id)
         steps = runstate.steps_of(s, run_id)
-    failure = _execute_steps(run, [st for st in steps if st.status != "succeeded"], settings=settings,
-                             overrides=overrides, on_step=on_step)
-    status = "failed" if failure else "succeeded"
+    todo = [st for st in steps if st.status != "succeeded"]
+    if max_steps is not None:
+        todo = todo[:max(max_steps, 0)]
+    failure = _execute_steps(run, todo, settings=settings, overrides=overrides, on_step=on_step)
+    with session_scope(settings) as s:
+        left = [st.step for st in runstate.steps_of(s, run_id) if st.status != "succeeded"]
+    status = "failed" if failure else ("paused" if left else "succeeded")
     with session_scope(settings) as s:
         runstate.release(s, run_id, status=status, error=failure.error if failure else None,
                          failed_step=failure.step if failure else None)
