@@ -24,12 +24,13 @@ pytestmark = [pytest.mark.db]
 def test_panels_only_in_a_lab_kernel_without_injected_run_id(monkeypatch: pytest.MonkeyPatch) -> None:
     """Papermill and nbval inject run_id: the panel cell returns None there (and without payops lab)."""
     monkeypatch.delenv(lab.ENV_FLAG, raising=False)
-    assert lab.manual_payout_panel("10-verify", None) is None
-    assert lab.recon_panel(None) is None
+    assert lab.manual_payout_panel("10-verify", {"run_id": None}) is None
+    assert lab.recon_panel({"run_id": None}) is None
     monkeypatch.setenv(lab.ENV_FLAG, "1")
-    assert lab.manual_payout_panel("10-verify", "3f1c2d4e-0000-4000-8000-000000000001") is None
-    assert lab.recon_panel("3f1c2d4e-0000-4000-8000-000000000001") is None
-    assert lab.interactive(None)
+    injected = {"run_id": "3f1c2d4e-0000-4000-8000-000000000001", "amount": "875.50"}
+    assert lab.manual_payout_panel("10-verify", injected) is None
+    assert lab.recon_panel(injected) is None
+    assert lab.interactive({"run_id": None}) and lab.interactive({})
 
 
 def test_confirmation_is_exact_money_and_the_ledger_payout_id() -> None:

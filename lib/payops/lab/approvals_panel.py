@@ -72,7 +72,7 @@ def approval_state(run_id: str, settings: Settings | None = None,
             row, signed = rows.get(role), state.signed.get(role)
             problem = next((p.message for p in state.problems if p.field == f"approvals.{role}"), "")
             if signed is not None:
-                rs = RoleState(role, "verified", f"{signed.person_name} ({signed.person_id})", signed.fingerprint,
+                rs = RoleState(role, "verified", f"{signed.person_name}\n{signed.person_id}", signed.fingerprint,
                                signed.params_hash, signed.statement_run_id, f"{signed.at:%Y-%m-%d %H:%M:%S}Z",
                                statement=signed.statement)
             elif row is not None:
@@ -126,19 +126,23 @@ class ApprovalsPanel:
 
 
 def render(st: ApprovalState) -> str:
-    head = (f"<div>Run <code>{esc(st.run_id)}</code> ({esc(st.mode)}) · parameters sha256 "
+    head = (f"<div>Dry run <code>{esc(st.run_id)}</code><br>parameters sha256 "
             f"<code class='payops-params-hash'>{esc(st.params_hash)}</code></div>")
     rows = []
     for role in APPROVER_ROLES:
         r = st.roles[role]
         mark = ok_html("verified") if r.state == "verified" else error_html(r.state)
         approved = esc(r.params_hash[:16]) + "…" if r.params_hash else "—"
-        rows.append(f"<tr class='payops-approval-{role}'><td><b>{role}</b></td><td>{mark}</td>"
-                    f"<td>{esc(r.person) or '—'}</td><td><code>{esc(r.fingerprint) or '—'}</code></td>"
-                    f"<td><code>{approved}</code></td><td>{esc(r.decided_at) or '—'}</td></tr>")
-    table = ("<table style='border-collapse:collapse' cellpadding='4'><tr style='text-align:left'><th>role</th>"
-             "<th>state</th><th>approver</th><th>key</th><th>approved params sha256</th><th>signed (UTC)</th></tr>"
-             + "".join(rows) + "</table>")
+        person = "<br>".join(f"<span style='{'font-size:11px;color:#555' if i else ''}'>{esc(x)}</span>"
+                             for i, x in enumerate(r.person.split("\n"))) or "—"
+        rows.append(f"<tr class='payops-approval-{role}' style='border-top:1px solid #ddd'><td><b>{role}</b></td>"
+                    f"<td style='white-space:nowrap'>{mark}</td><td style='white-space:nowrap'>{person}</td>"
+                    f"<td style='font-size:11px'><code>{esc(r.fingerprint) or '—'}</code></td>"
+                    f"<td><code>{approved}</code></td>"
+                    f"<td style='white-space:nowrap'>{esc(r.decided_at) or '—'}</td></tr>")
+    table = ("<table style='border-collapse:collapse' cellpadding='5'><tr style='text-align:left'><th>role</th>"
+             "<th>state</th><th>approver</th><th>roster key</th><th>approved params sha256</th><th>signed (UTC)</th>"
+             "</tr>" + "".join(rows) + "</table>")
     parts = [head, table]
     for role in APPROVER_ROLES:
         r = st.roles[role]

@@ -16,7 +16,7 @@ import ipywidgets as w
 
 from payops.errors import FieldProblem, ParamsInvalid, PayopsError
 
-LABEL_WIDTH = "190px"
+LABEL_WIDTH = "230px"
 INPUT_WIDTH = "380px"
 
 
@@ -57,18 +57,20 @@ class Form:
                                       layout=w.Layout(width="auto"))
             elif f.kind == "textarea":
                 inp = w.Textarea(value=str(f.value or ""), placeholder=f.placeholder,
-                                 layout=w.Layout(width=INPUT_WIDTH, height="60px"))
+                                 layout=w.Layout(width=INPUT_WIDTH, min_width=INPUT_WIDTH, height="60px"))
             else:
-                inp = w.Text(value=str(f.value or ""), placeholder=f.placeholder, layout=w.Layout(width=INPUT_WIDTH))
+                inp = w.Text(value=str(f.value or ""), placeholder=f.placeholder,
+                             layout=w.Layout(width=INPUT_WIDTH, min_width=INPUT_WIDTH))
             inp.add_class(f"{prefix}-field-{f.name.replace('_', '-')}")
-            err = w.HTML("", layout=w.Layout(margin="0 0 0 8px"))
+            err = w.HTML("", layout=w.Layout(margin="0 0 0 8px", flex="1 1 auto"))
             err.add_class(f"{prefix}-error-{f.name.replace('_', '-')}")
             self.inputs[f.name], self.errors[f.name] = inp, err
-            label = w.HTML(f"<b>{esc(f.label)}</b>", layout=w.Layout(width=LABEL_WIDTH))
+            label = w.HTML(f"<b>{esc(f.label)}</b>", layout=w.Layout(width=LABEL_WIDTH, min_width=LABEL_WIDTH))
             rows.append(w.HBox([label, inp, err], layout=w.Layout(align_items="center")))
         self.general = w.HTML("")
         self.general.add_class(f"{prefix}-error-form")
         self.box = w.VBox([*rows, self.general])
+        self.box.add_class(f"{prefix}-form")
 
     def values(self) -> dict[str, Any]:
         return {name: inp.value for name, inp in self.inputs.items()}
@@ -110,7 +112,7 @@ class Form:
 
 
 def error_html(message: str) -> str:
-    return f'<span style="color:#b00020">✗ {esc(message)}</span>'
+    return f'<span style="color:#b00020;line-height:1.3">✗ {esc(message)}</span>'
 
 
 def ok_html(message: str) -> str:
@@ -123,7 +125,7 @@ def note_html(message: str) -> str:
 
 def button(description: str, css: str, *, style: str = "", tooltip: str = "") -> w.Button:
     b = w.Button(description=description, button_style=style, tooltip=tooltip or description,
-                 layout=w.Layout(width="auto"))
+                 layout=w.Layout(width="auto", align_self="flex-start", min_width="120px"))
     b.add_class(css)
     return b
 

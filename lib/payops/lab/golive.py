@@ -78,20 +78,26 @@ class GoLiveControl:
         self.widget.add_class("payops-golive-panel")
 
     def show(self, run_id: str | None) -> None:
-        """Bind to a dry run (None, or a run that is not a dry run: nothing to go live with)."""
+        """Bind to a dry run (None, or a live run: already gone live, nothing to go live with)."""
         self.dry_run_id, self.params, self.dry_ok = None, None, False
+        live = None
         if run_id is not None:
             with session_scope(self.settings) as s:
                 run = runstate.get_run(s, run_id)
                 if run.mode == "dry-run":
                     self.dry_run_id, self.dry_ok = run.id, run.status == "succeeded"
                     self.params = validate_manual_payout(json.loads(run.params_json))
+                else:
+                    live = (run.id, run.mode, run.status, run.parent_run_id)
         if self.params is not None:
             p = self.params
             self.summary.value = (f"Dry run <code>{esc(self.dry_run_id)}</code>: pay <b>{esc(p.money.format())}</b> to "
                                   f"{esc(p.studio_name)} (<code>{esc(p.destination_account)}</code>) for ledger payout "
                                   f"<code>{esc(p.ledger_payout_id)}</code>, incident {esc(p.incident_id)}"
                                   + (" — <b>rehearsal</b> (test mode)" if p.is_rehearsal else ""))
+        elif live is not None:
+            self.summary.value = (f"{esc(live[1])} run <code>{esc(live[0])}</code> ({esc(live[2])}), gone live "
+                                  f"from dry run <code>{esc(live[3] or '—')}</code>: a payout goes live once")
         else:
             self.summary.value = note_html("no dry run open: run one (or open one) first")
         self.update()

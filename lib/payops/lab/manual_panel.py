@@ -191,7 +191,7 @@ class ManualPayoutPanel:
         self.preview.value = render_preview(outcome.results)
         dry = self.run_id if info["mode"] == "dry-run" else info["parent_run_id"]
         self.approvals.show(dry)
-        self.golive.show(self.run_id if info["mode"] == "dry-run" else None)
+        self.golive.show(self.run_id)
         self._buttons()
 
     def _buttons(self, busy: bool = False) -> None:

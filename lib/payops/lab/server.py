@@ -68,8 +68,12 @@ def build(port: int | None = None, *, settings: Settings | None = None, token: s
     argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.ip={HOST}", f"--ServerApp.port={port}",
             "--ServerApp.port_retries=0", f"--ServerApp.root_dir={root}", "--ServerApp.default_url=/lab/tree/runbooks",
             f"--IdentityProvider.token={token}", "--ServerApp.allow_remote_access=False",
-            f"--ServerApp.open_browser={open_browser}", "--LabApp.news_url=", "--LabApp.check_for_updates_class="
-            "jupyterlab.NeverCheckForUpdate"]
+            f"--ServerApp.open_browser={open_browser}",
+            # offline by design: no news feed, no update check, no extension manager querying a registry
+            "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--LabApp.extension_manager=readonly"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # ops hosts and CI containers run as root
+        argv.append("--ServerApp.allow_root=True")
     return LabServer(argv, kernel_env(settings), port, token)
 
 
