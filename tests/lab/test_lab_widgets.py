@@ -138,3 +138,125 @@ def test_started_in_lab_step_by_step_over_two_sessions_finished_by_the_cli(payop
     assert not g.button.disabled, g.hint.value
     assert audit_rows() == 0  # nothing moved until the click (the browser test clicks)
     assert get_settings().output_dir == payops_env.output_dir.resolve()
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_started_from_the_cli_finished_in_lab(payops_env, roster, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A live CLI run killed right after its transfer (money moved, no audit row yet) is opened in JupyterLab
+    and finished there: no second transfer, one audit row, the run sealed, the archive verified."""
+    import os
+    import subprocess
+    import sys
+
+    from lab_helpers import stripe_transfers
+
+    from approval_helpers import signed_live_args
+    from payops.lab.manual_panel import ManualPayoutPanel
+
+    args = ["--studio-id", FORM["studio_id"], "--studio-name", FORM["studio_name"], "--ledger-payout-id", LP,
+            "--incident-id", "INC-LAB-2", "--amount", "875.50", "--reserve-after", "120.00", "--reason",
+            "automated payout failed", "--destination-account", "acct_test_studio_a"]
+    live_args = signed_live_args(roster, args, tmp_path / "sigs")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")} | {
+        "PAYOPS_FAULT_KILL_AT": "after:20-transfer"}
+    proc = subprocess.run([sys.executable, "-m", "payops.cli", *live_args, "--wait", "60s"], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == -9, proc.stdout + proc.stderr  # killed like a power cut, after the transfer
+    (live,) = [r for r in runs() if r.mode == "live"]
+    assert live.status == "running" and len(stripe_transfers(payops_env.sandbox)) == 1 and audit_rows() == 0
+
+    panel = ManualPayoutPanel()
+    panel.runs.value = live.id
+    panel.buttons["payops-open-run"].click()
+    assert not panel.buttons["payops-finish"].disabled and "running" in panel.steps.value
+    assert panel.golive.button.disabled and "gone live" in panel.golive.summary.value
+    panel.buttons["payops-finish"].click()
+    (live,) = [r for r in runs() if r.mode == "live"]
+    assert live.status == "succeeded", panel.status.value
+    assert live.manifest_sha256 and "sealed" in panel.steps.value
+    assert len(stripe_transfers(payops_env.sandbox)) == 1 and audit_rows() == 1
+    assert "tr_" in panel.preview.value and "settlement: payout" in panel.preview.value
+    _cli("archive", "verify")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_recon_panel_filters_explain_and_signoff_follow_the_cli_rules(migrated_db: str,  # type: ignore[no-untyped-def]
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from lab_helpers import saved_reconciliation
+
+    from payops.lab.recon_panel import ALL, ReconPanel
+    from payops.reconcile import store
+
+    monkeypatch.setenv("PAYOPS_OPERATOR_ID", OPERATOR)
+    get_settings(fresh=True)
+    run_id = saved_reconciliation()
+    panel = ReconPanel()
+    assert panel.run_id == run_id and set(panel.category.options) == {ALL, "MISSING_IN_STRIPE", "REVERSED_PARTIAL"}
+    assert panel.table.value.count("payops-break'") == 2 and "50.00 CAD, 150.00 USD" in panel.table.value
+    panel.currency.value = "USD"
+    assert panel.table.value.count("payops-break'") == 1 and len(panel.choice.options) == 1
+    panel.currency.value, panel.unexplained.value = ALL, True
+    assert len(panel.choice.options) == 2
+
+    panel.signoff_form.inputs["approver"].value = OPERATOR  # the preparer (PAYOPS_OPERATOR_ID) twice
+    panel.buttons["payops-signoff"].click()
+    assert "different person" in panel.signoff_form.errors["approver"].value
+    panel.signoff_form.inputs["approver"].value = "dddddddd-0000-4000-8000-000000000004"
+    panel.buttons["payops-signoff"].click()
+    assert "unexplained" in panel.signoff_form.general.value and "threshold 0" in panel.signoff_form.general.value
+    panel.buttons["payops-explain"].click()  # no note
+    assert "must say why" in panel.explain_form.errors["note"].value, (panel.explain_form.general.value,
+                                                                       panel.status.value)
+    panel.explain_form.inputs["by"].value = "not-a-uuid"
+    panel.explain_form.inputs["note"].value = "refunded by the bank"
+    panel.buttons["payops-explain"].click()
+    assert "UUID" in panel.explain_form.errors["by"].value
+    assert store.unexplained_count(run_id) == 2  # nothing written by a refused explanation
+    panel.explain_form.inputs["by"].value = OPERATOR
+    for _ in range(2):
+        panel.explain_form.inputs["note"].value = "refunded by the bank"
+        panel.buttons["payops-explain"].click()
+        assert "explained by" in panel.status.value, panel.explain_form.general.value
+    assert store.unexplained_count(run_id) == 0 and panel.choice.options == ()  # "unexplained only" hides them
+    panel.buttons["payops-signoff"].click()
+    assert "signed off" in panel.status.value and "signed off at" in panel.summary.value
+    panel.buttons["payops-signoff"].click()
+    assert "already signed off" in panel.signoff_form.general.value
+    panel.unexplained.value = False
+    panel.explain_form.inputs["note"].value = "too late"
+    panel.buttons["payops-explain"].click()
+    assert "signed off" in panel.explain_form.general.value
+    assert all(b["explanation"] == "refunded by the bank" for b in store.breaks_of(run_id))
+
+
+def test_lab_server_is_loopback_with_a_token_and_absolute_settings(tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from payops.cli import app
+    from payops.errors import ParamsInvalid
+    from payops.lab import server
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PAYOPS_DATABASE_URL", "sqlite:///var/payops.db")  # relative: a kernel's cwd differs
+    monkeypatch.setenv("PAYOPS_OUTPUT_DIR", "outputs")
+    monkeypatch.setenv("PAYOPS_STRIPE_API_BASE", "http://127.0.0.1:12111")
+    monkeypatch.setenv("STRIPE_FALLBACK_SECRET_KEY", "rk_test_from_the_environment")
+    srv = server.build(0, settings=get_settings(fresh=True))
+    argv = " ".join(srv.argv)
+    assert "--ServerApp.ip=127.0.0.1" in argv and f"--ServerApp.port={srv.port}" in argv and srv.port > 0
+    assert f"--IdentityProvider.token={srv.token}" in argv and len(srv.token) >= 32
+    assert f"--ServerApp.root_dir={server.ROOT}" in argv and (server.ROOT / "runbooks" / "manual_payout").is_dir()
+    assert srv.argv[:3] == [__import__("sys").executable, "-m", "jupyterlab"]  # the project's own environment
+    assert srv.env["PAYOPS_DATABASE_URL"] == f"sqlite:///{tmp_path / 'var' / 'payops.db'}"
+    assert srv.env["PAYOPS_OUTPUT_DIR"] == str(tmp_path / "outputs")
+    assert srv.env["PAYOPS_STRIPE_API_BASE"] == "http://127.0.0.1:12111" and srv.env["PAYOPS_LAB"] == "1"
+    assert srv.env["STRIPE_FALLBACK_SECRET_KEY"] == "rk_test_from_the_environment"  # secrets: environment only
+    assert "rk_test" not in argv and srv.token != server.build(0).token
+    with pytest.raises(ParamsInvalid, match="--port"):
+        server.build(70000)
+    res = CliRunner().invoke(app, ["lab", "--help"], env={"COLUMNS": "120"})
+    assert res.exit_code == 0 and "--port" in res.output and "127.0.0.1" in res.output
+    get_settings(fresh=True)

@@ -199,7 +199,8 @@ class ManualPayoutPanel:
         if self.run_id is not None:
             with session_scope(self.settings) as s:
                 status = runstate.get_run(s, self.run_id).status
-        open_steps = status in ("created", "paused", "failed")
+        # "running" too: a run whose process died (its lease holder is gone); a live holder is refused by the claim
+        open_steps = status is not None and status != "succeeded"
         self.b_next.disabled = busy or not open_steps
         self.b_finish.disabled = busy or not open_steps
 

@@ -60,9 +60,11 @@ def render_table(breaks: list[dict[str, Any]]) -> str:
                 else error_html("unexplained"))
         rows.append(f"<tr class='payops-break' data-category='{esc(b['category'])}' "
                     f"data-currency='{esc(b['currency'])}'>"
-                    f"<td><code>{esc(b['id'])}</code></td><td>{esc(b['category'])}</td><td style='text-align:right'>"
+                    f"<td style='white-space:nowrap;font-size:11px'><code>{esc(b['id'])}</code></td>"
+                    f"<td>{esc(b['category'])}</td><td style='text-align:right;white-space:nowrap'>"
                     f"{esc(Money(b['amount'], b['currency']).format())}</td><td>{esc(b['reason'])}</td><td>"
-                    f"{esc(evidence)}</td><td>{esc(b['suggested_action'])}</td><td>{esc(b['first_seen'])}</td>"
+                    f"{esc(evidence)}</td><td>{esc(b['suggested_action'])}</td>"
+                    f"<td style='white-space:nowrap'>{esc(b['first_seen'])}</td>"
                     f"<td>{expl}</td></tr>")
     totals: Counter[str] = Counter()
     for b in breaks:
@@ -166,8 +168,8 @@ class ReconPanel:
         self.table.value = render_table(rows)
         current = self.choice.value
         self.choice.options = [(break_label(b), b["id"]) for b in rows]
-        if current in {b["id"] for b in rows}:
-            self.choice.value = current
+        ids = [b["id"] for b in rows]
+        self.choice.value = current if current in ids else (ids[0] if ids else None)
 
     def _reload(self) -> None:
         if self.run_id:
