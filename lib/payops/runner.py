@@ -324,6 +324,24 @@ def seal(run_id: str, *, settings: Settings | None = None) -> Path:
     return manifest
 
 
+def seal_hand_run(run_id: str, *, step_ok: bool, step: str, settings: Settings | None = None) -> Path | None:
+    """A manual payout step executed outside the runner — cell by cell in JupyterLab, or by nbval — has just
+    recorded its result: give the run the status its steps say (``succeeded`` when every step has, ``failed``
+    at this step when its result is not ok, else ``paused``) and seal the folder like a runner execution.
+    A run the runner holds (a lease) is the runner's to seal: nothing happens (returns None)."""
+    settings = settings or get_settings()
+    with session_scope(settings) as s:
+        run = runstate.get_run(s, run_id)
+        if run.lease_owner is not None:
+            return None
+        left = [st.step for st in runstate.steps_of(s, run_id) if st.status != "succeeded"]
+        status = "failed" if not step_ok else ("paused" if left else "succeeded")
+        s.execute(update(RunbookRun).where(RunbookRun.id == run_id, RunbookRun.lease_owner.is_(None)).values(
+            status=status, started_at=run.started_at or utcnow(), finished_at=utcnow(),
+            failed_step=None if step_ok else step, error=None if step_ok else f"step {step} failed (run by hand)"))
+    return seal(run_id, settings=settings)
+
+
 def outcome_of(run_id: str, *, settings: Settings | None = None, manifest: Path | None = None) -> RunOutcome:
     with session_scope(settings) as s:
         run = runstate.get_run(s, run_id)
