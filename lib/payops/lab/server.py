@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -80,8 +81,11 @@ def build(port: int | None = None, *, settings: Settings | None = None, token: s
 def serve(server: LabServer) -> int:
     """Run JupyterLab in the foreground until Ctrl-C; its exit code."""
     proc = subprocess.Popen(server.argv, env=server.env, cwd=ROOT)
+    previous = signal.signal(signal.SIGTERM, lambda *_: proc.terminate())  # stopping payops stops JupyterLab
     try:
         return proc.wait()
     except KeyboardInterrupt:
         proc.terminate()
         return proc.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
