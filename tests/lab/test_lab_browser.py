@@ -141,7 +141,7 @@ def test_reconciliation_explain_and_signoff_from_widgets(migrated_db: str, chrom
     from lab_helpers import OPERATOR, saved_reconciliation
     from playwright.sync_api import sync_playwright
 
-    from payops.lab.recon_panel import break_label
+    from payops.lab.recon_table import break_label
     from payops.reconcile import store
 
     monkeypatch.setenv("PAYOPS_OPERATOR_ID", OPERATOR)

@@ -50,6 +50,6 @@ def recon_panel(namespace: Mapping[str, Any]) -> Any:
     """The reconciliation break table with filters, explain and sign-off — or ``None`` when not interactive."""
     if not interactive(namespace):
         return None
-    from payops.lab.recon_panel import ReconPanel
+    from payops.lab.recon_table import ReconPanel
 
     return ReconPanel().widget
