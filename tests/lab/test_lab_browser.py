@@ -94,6 +94,8 @@ def test_manual_payout_from_jupyterlab_in_chromium(payops_env, roster, chromium:
             text = panel.inner_text()
             assert f"payops approve {dry.id} --role ops --key" in text and "missing" in text
             assert page.is_disabled("button.payops-go-live")
+            keep_screenshot(panel, tmp_path, "lab-approvals-missing.png")
+            keep_screenshot(page.locator(".payops-golive-panel"), tmp_path, "lab-golive-disabled.png")
             for role in ("ops", "finance"):  # each approver, in their own terminal, with their roster key
                 res = _payops("approve", dry.id, "--role", role, "--key", str(roster[role].key_path), "--yes")
                 assert res.returncode == 0, res.stdout + res.stderr
