@@ -137,9 +137,10 @@ def render(st: ApprovalState) -> str:
                              for i, x in enumerate(r.person.split("\n"))) or "—"
         rows.append(f"<tr class='payops-approval-{role}' style='border-top:1px solid #ddd'><td><b>{role}</b></td>"
                     f"<td style='white-space:nowrap'>{mark}</td><td style='white-space:nowrap'>{person}</td>"
-                    f"<td style='font-size:11px'>key <code>{esc(r.fingerprint) or '—'}</code><br>"
-                    f"params sha256 <code>{approved}</code></td>"
-                    f"<td style='white-space:nowrap'>{esc(r.decided_at) or '—'}</td></tr>")
+                    + ("<td>—</td>" if r.state == "missing" else
+                       f"<td style='font-size:11px'>key <code>{esc(r.fingerprint) or '—'}</code><br>"
+                       f"params sha256 <code>{approved}</code></td>")
+                    + f"<td style='white-space:nowrap'>{esc(r.decided_at) or '—'}</td></tr>")
     table = ("<table style='border-collapse:collapse' cellpadding='5'><tr style='text-align:left'><th>role</th>"
              "<th>state</th><th>approver</th><th>signed with / approved</th><th>signed (UTC)</th>"
              "</tr>" + "".join(rows) + "</table>")
