@@ -155,7 +155,7 @@ def test_reconciliation_explain_and_signoff_from_widgets(migrated_db: str, chrom
     with jupyterlab(tmp_path) as (base, token), sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(chromium), args=chromium_args)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": 1400, "height": 1800})
             page.set_default_timeout(60_000)
             open_notebook(page, base, token, "notebooks/reconciliation/payouts_vs_ledger.ipynb")
             run_cell_with(page, "lab.recon_panel")

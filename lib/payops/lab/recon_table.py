@@ -51,16 +51,16 @@ def break_label(b: dict[str, Any]) -> str:
 def render_table(breaks: list[dict[str, Any]]) -> str:
     if not breaks:
         return note_html("no break matches the filters")
-    head = ("<tr style='text-align:left'><th>break id</th><th>category</th><th>amount</th><th>reason</th>"
+    head = ("<tr style='text-align:left'><th>break</th><th>category</th><th>amount</th><th>reason</th>"
             "<th>evidence</th><th>suggested action</th><th>first seen</th><th>explanation</th></tr>")
     rows = []
     for b in breaks:
         evidence = " · ".join(x for x in (b["ledger_payout_id"], b["transfer_id"], b["payout_id"]) if x)
-        expl = (ok_html(f"{b['explanation']} ({b['explained_by'] or '—'})") if b["explanation"]
-                else error_html("unexplained"))
+        expl = (ok_html(b["explanation"]) + f"<br><span style='font-size:11px;color:#555'>by "
+                f"{esc(b['explained_by'] or '—')}</span>" if b["explanation"] else error_html("unexplained"))
         rows.append(f"<tr class='payops-break' data-category='{esc(b['category'])}' "
                     f"data-currency='{esc(b['currency'])}'>"
-                    f"<td style='white-space:nowrap;font-size:11px'><code>{esc(b['id'])}</code></td>"
+                    f"<td style='white-space:nowrap'><code title='{esc(b['id'])}'>{esc(b['id'][:8])}</code></td>"
                     f"<td>{esc(b['category'])}</td><td style='text-align:right;white-space:nowrap'>"
                     f"{esc(Money(b['amount'], b['currency']).format())}</td><td>{esc(b['reason'])}</td><td>"
                     f"{esc(evidence)}</td><td>{esc(b['suggested_action'])}</td>"
