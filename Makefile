@@ -15,7 +15,7 @@ APT_OPENSSH := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install openssh browser demo incident-demo test test-nb lint bench sandbox clean
+.PHONY: help install openssh browser demo incident-demo lab test test-nb lint bench sandbox clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -62,6 +62,10 @@ lint: install ## ruff over the library, tests and benchmarks
 
 bench: install ## run the benchmarks; numbers go to bench/results/
 	$(PY) -m bench
+
+LAB_PORT ?= 8888
+lab: install ## JupyterLab on runbooks/ and notebooks/ (127.0.0.1, token printed; LAB_PORT=8888)
+	$(VENV)/bin/payops lab --port $(LAB_PORT)
 
 sandbox: install ## run the Stripe sandbox (demo seed) with the Slack and SMTP sinks, in the foreground
 	$(VENV)/bin/payops sandbox serve --port $(SANDBOX_PORT) --seed demo

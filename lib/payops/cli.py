@@ -202,6 +202,28 @@ def settle(
     manual.settle(run_id, wait_seconds=parse_duration(wait), console=console)
 
 
+@app.command()
+@handles_errors
+def lab(
+    port: Annotated[int, typer.Option("--port", help="TCP port on 127.0.0.1 (0: a free one).")] = 8888,
+    open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open a browser tab.")] = False,
+) -> None:
+    """JupyterLab on runbooks/ and notebooks/: forms, approvals, go-live (127.0.0.1, token printed)."""
+    from sqlalchemy.engine import make_url
+
+    from payops.config import get_settings
+    from payops.lab import server
+
+    settings = get_settings()
+    srv = server.build(port, settings=settings, open_browser=open_browser)
+    console.print(f"JupyterLab on {srv.url}", soft_wrap=True, markup=False)
+    console.print(f"  database {make_url(settings.database_url).render_as_string(hide_password=True)}\n"
+                  f"  Stripe   {settings.stripe_api_base}\n  outputs  {srv.env['PAYOPS_OUTPUT_DIR']}\n"
+                  "  open runbooks/manual_payout/10-verify.ipynb (or notebooks/reconciliation/…) and run the panel "
+                  "cell; Ctrl-C stops the server", soft_wrap=True, markup=False)
+    raise typer.Exit(server.serve(srv))
+
+
 # --- runs ----------------------------------------------------------------------------------------
 @runs_app.command("list")
 @handles_errors

@@ -202,17 +202,25 @@ def _error_line(exc: Any) -> tuple[str, int]:
 
 def execute(run_id: str, *, settings: Settings | None = None, overrides: dict[str, Any] | None = None,
             on_step: Callable[[str, str, float], None] | None = None,
-            only: Collection[str] | None = None) -> RunOutcome:
+            only: Collection[str] | None = None, max_steps: int | None = None) -> RunOutcome:
     """Execute the run's unfinished steps in order; seal the folder at the end whatever happened.
-    ``only``: just these of its unfinished steps (a runbook that runs in parts, e.g. the rehearsal)."""
+
+    ``only``: just these of its unfinished steps (a runbook that runs in parts, e.g. the rehearsal).
+    ``max_steps`` (JupyterLab's "run the next step") executes at most that many. A run with steps left
+    and no failure ends ``paused`` — sealed like any execution, finished later by any path (JupyterLab,
+    ``payops runs resume``, the rehearsal's ``--continue``) from its first unfinished step."""
     settings = settings or get_settings()
     overrides = overrides or {}
     with session_scope(settings) as s:
         run = runstate.claim(s, run_id)
         steps = runstate.steps_of(s, run_id)
     todo = [st for st in steps if st.status != "succeeded" and (only is None or st.step in only)]
+    if max_steps is not None:
+        todo = todo[:max(max_steps, 0)]
     failure = _execute_steps(run, todo, settings=settings, overrides=overrides, on_step=on_step)
-    status = "failed" if failure else "succeeded"
+    with session_scope(settings) as s:
+        left = [st.step for st in runstate.steps_of(s, run_id) if st.status != "succeeded"]
+    status = "failed" if failure else ("paused" if left else "succeeded")
     with session_scope(settings) as s:
         runstate.release(s, run_id, status=status, error=failure.error if failure else None,
                          failed_step=failure.step if failure else None)
@@ -325,6 +333,24 @@ def seal(run_id: str, *, settings: Settings | None = None) -> Path:
         record_seal(s, manifest, output_root=settings.output_dir.resolve(), run_id=run_id)
     anchor_head(settings)
     return manifest
+
+
+def seal_hand_run(run_id: str, *, step_ok: bool, step: str, settings: Settings | None = None) -> Path | None:
+    """A manual payout step executed outside the runner — cell by cell in JupyterLab, or by nbval — has just
+    recorded its result: give the run the status its steps say (``succeeded`` when every step has, ``failed``
+    at this step when its result is not ok, else ``paused``) and seal the folder like a runner execution.
+    A run the runner holds (a lease) is the runner's to seal: nothing happens (returns None)."""
+    settings = settings or get_settings()
+    with session_scope(settings) as s:
+        run = runstate.get_run(s, run_id)
+        if run.lease_owner is not None:
+            return None
+        left = [st.step for st in runstate.steps_of(s, run_id) if st.status != "succeeded"]
+        status = "failed" if not step_ok else ("paused" if left else "succeeded")
+        s.execute(update(RunbookRun).where(RunbookRun.id == run_id, RunbookRun.lease_owner.is_(None)).values(
+            status=status, started_at=run.started_at or utcnow(), finished_at=utcnow(),
+            failed_step=None if step_ok else step, error=None if step_ok else f"step {step} failed (run by hand)"))
+    return seal(run_id, settings=settings)
 
 
 def outcome_of(run_id: str, *, settings: Settings | None = None, manifest: Path | None = None) -> RunOutcome:

@@ -166,6 +166,22 @@ def _steps_after(run_id: str) -> list[tuple[str, str, int]]:
     return [r[:3] for r in rows]
 
 
+def _sealed_by_hand(run_id: str) -> None:
+    """Run outside the runner, each step still sealed the folder (issue #21): the run says succeeded, its
+    manifests are one per step, and `payops archive verify` accepts the archive."""
+    from typer.testing import CliRunner
+
+    from payops.cli import app
+
+    with session_scope() as s:
+        run = runstate.get_run(s, run_id)
+        assert run.status == "succeeded" and run.manifest_sha256, (run.status, run.error)
+        folder = Path(run.output_dir or "")
+    assert len(list(folder.glob("manifest*.json"))) == len(STEPS)
+    res = CliRunner().invoke(app, ["archive", "verify"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+
+
 def _artifacts(run: RunbookRun) -> Path:
     folder = Path(run.output_dir or "")
     assert folder.is_absolute() and folder.is_dir(), folder
@@ -200,6 +216,7 @@ def test_nbval_live_run_pays_once(payops_env, roster, tmp_path: Path) -> None:  
     assert emails[0]["rcpt_tos"] == ["studio-a@example.com"]
     folder = _artifacts(run)
     assert folder.is_relative_to(payops_env.output_dir.resolve())
+    _sealed_by_hand(run.id)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
@@ -216,3 +233,4 @@ def test_nbval_dry_run_moves_nothing(payops_env, tmp_path: Path) -> None:  # typ
         assert s.get(LedgerPayout, LP).status == "pending"
     assert payops_env.sinks.slack_messages() == [] and payops_env.sinks.emails() == []
     _artifacts(run)
+    _sealed_by_hand(run.id)

@@ -178,6 +178,16 @@ class StepContext(RunContext):
         return cls._open(step, run_id, settings, lambda run: {
             "params": validate_manual_payout(json.loads(run.params_json)), "detected_at": run.detected_at})
 
+    def record(self, result: StepResult) -> None:
+        """Record the step's result; a step run by hand (JupyterLab cell by cell, nbval: no runner holds the
+        run) then seals the run folder into the archive, as the runner seals each of its executions."""
+        super().record(result)
+        from payops import runner
+
+        manifest = runner.seal_hand_run(self.run_id, step_ok=result.ok, step=self.step, settings=self.settings)
+        if manifest is not None:
+            print(f"sealed {manifest.relative_to(self.run_dir)} (run by hand: every step recorded is archived)")
+
     @property
     def is_rehearsal(self) -> bool:
         return self.params.is_rehearsal
