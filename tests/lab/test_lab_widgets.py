@@ -170,7 +170,8 @@ def test_started_from_the_cli_finished_in_lab(payops_env, roster, tmp_path: Path
     panel = ManualPayoutPanel()
     panel.runs.value = live.id
     panel.buttons["payops-open-run"].click()
-    assert not panel.buttons["payops-finish"].disabled and "running" in panel.steps.value
+    # its process is gone: shown interrupted (runs list's word), and the panel offers to finish it
+    assert not panel.buttons["payops-finish"].disabled and "data-status='interrupted'" in panel.steps.value
     assert panel.golive.button.disabled and "gone live" in panel.golive.summary.value
     panel.buttons["payops-finish"].click()
     (live,) = [r for r in runs() if r.mode == "live"]
