@@ -38,8 +38,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def listening_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     """A TCP socket bound to ``host:port`` (0 → a free port) and listening, for ``uvicorn.Server.run(sockets=…)``:
-    the port is held from the start, so parallel test workers never race for one ``free_port`` answer."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    the port is held from the start, so parallel test workers never race for one ``free_port`` answer.
+
+    ``IPPROTO_TCP`` explicitly: asyncio turns Nagle off (TCP_NODELAY) only on connections whose socket says
+    proto 6, and an accepted socket inherits the listener's 0 from ``socket.socket(AF_INET, SOCK_STREAM)`` —
+    with Nagle on, every answer (headers, then body) waited ~40 ms for the client's delayed ACK."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)
