@@ -67,5 +67,7 @@ def test_two_cycles_started_at_once_pay_once(payops_env) -> None:  # type: ignor
     procs = [popen_cli(*RUN), popen_cli(*RUN)]
     codes = sorted(p.wait(timeout=300) for p in procs)
     outputs = [p.stdout.read() + p.stderr.read() if p.stdout and p.stderr else "" for p in procs]
-    assert codes == [0, 12], outputs  # one ran the cycle, the other was refused (ConcurrentRun)
+    # one ran the cycle and the other was refused (ConcurrentRun, 12) — or, on a loaded host where the second
+    # process got going only after the first had finished, found the cycle done (0); never two payers
+    assert codes in ([0, 12], [0, 0]), outputs
     assert _transfers_per_ledger_payout(payops_env) == _expected_once()
