@@ -5,8 +5,9 @@ times round-robin (so a busy moment on the machine hits every command alike), me
 
 - baselines: ``python -c "import typer, rich"`` and ``python -c "import sqlalchemy, stripe, typer, rich"``;
 - ``payops --help``: target within 3x the first baseline;
-- ``payops approve RUN --role ops --approver UUID`` (a real approval, a new run each time), ``payops runs
-  list`` and ``payops runs show RUN`` against a migrated SQLite database: target within 1.5x the second.
+- ``payops approve RUN --role ops --key KEY`` (a real signed approval — ssh-keygen signs, payops verifies it
+  against the roster — a new run each time), ``payops runs list`` and ``payops runs show RUN`` against a
+  migrated SQLite database: target within 1.5x the second.
 
 Wall time is the measure; on a shared machine it swings with the neighbours' load, so the CPU time
 (user + system) of each subprocess is reported next to it — far steadier there, and the ratio of what
@@ -44,14 +45,19 @@ def _payops() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "payops.cli"]
 
 
-def _runs(db_url: str, n: int) -> list[str]:
-    """``n`` dry-run manual payout runs (distinct parameters), created the way ``payops manual-payout`` does."""
+def _runs(db_url: str, n: int, keys: Path) -> tuple[list[str], Path]:
+    """``n`` dry-run manual payout runs (distinct parameters), created the way ``payops manual-payout`` does,
+    and a test-only roster (operator, ops approver) whose ops key is returned."""
     from payops import db, runner
+    from payops.approvals.testkeys import enroll_test_roster
     from payops.config import get_settings
     from payops.params import validate_manual_payout
 
     db.upgrade(db_url)
     settings = get_settings(fresh=True)
+    keys.mkdir(mode=0o700)
+    team = enroll_test_roster(keys, [("operator", OPERATOR, "Bench Operator", ("operator",)),
+                                     ("ops", APPROVER, "Bench Ops", ("ops",))], by=OPERATOR, settings=settings)
     ids = []
     for i in range(n):
         params = validate_manual_payout({
@@ -61,7 +67,7 @@ def _runs(db_url: str, n: int) -> list[str]:
             "destination_account": "acct_test_studio_a", "notes": "", "operator": OPERATOR, "dry_run": True})
         ids.append(runner.prepare_run("manual_payout", params, live=False, settings=settings).id)
     db.dispose_engines()
-    return ids
+    return ids, team["ops"].key_path
 
 
 def _cpu() -> float:
@@ -83,16 +89,18 @@ def main() -> dict[str, Any]:
     console = Console()
     tmp = Path(tempfile.mkdtemp(prefix="payops-bench-cli-"))
     db_url = f"sqlite:///{tmp / 'payops.db'}"
-    env = {**os.environ, "PAYOPS_DATABASE_URL": db_url, "PAYOPS_OUTPUT_DIR": str(tmp / "outputs"),
-           "COLUMNS": "100"}
-    os.environ.update({"PAYOPS_DATABASE_URL": db_url, "PAYOPS_OUTPUT_DIR": str(tmp / "outputs")})
-    run_ids = _runs(db_url, REPEAT + 1)
+    # test-only roster keys count only away from real Stripe: point at a local address nothing is sent to
+    local = {"PAYOPS_DATABASE_URL": db_url, "PAYOPS_OUTPUT_DIR": str(tmp / "outputs"),
+             "PAYOPS_STRIPE_API_BASE": "http://127.0.0.1:9"}
+    env = {**os.environ, **local, "COLUMNS": "100"}
+    os.environ.update(local)
+    run_ids, ops_key = _runs(db_url, REPEAT + 1, tmp / "keys")
     py, payops = sys.executable, _payops()
     commands: dict[str, Any] = {
         "typer_rich": lambda i: [py, "-c", "import typer, rich"],
         "db_stack": lambda i: [py, "-c", "import sqlalchemy, stripe, typer, rich"],
         "help": lambda i: [*payops, "--help"],
-        "approve": lambda i: [*payops, "approve", run_ids[i], "--role", "ops", "--approver", APPROVER],
+        "approve": lambda i: [*payops, "approve", run_ids[i], "--role", "ops", "--key", str(ops_key)],
         "runs_list": lambda i: [*payops, "runs", "list"],
         "runs_show": lambda i: [*payops, "runs", "show", run_ids[-1]],
     }
