@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from incident_helpers import archive_of, cli, wait_deliveries
 
+from browser_helpers import open_report
+
 pytestmark = [pytest.mark.e2e, pytest.mark.db, pytest.mark.slow]
 
 
@@ -18,7 +20,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.db, pytest.mark.slow]
 def test_triage_report_renders_in_chromium(incident_env, chromium: Path, chromium_args: list[str],  # type: ignore[no-untyped-def]
                                            tmp_path: Path) -> None:
     from PIL import Image
-    from playwright.sync_api import sync_playwright
 
     w, sb = incident_env.world, incident_env.sandbox
     w.checkouts(12, tag="ok")
@@ -28,17 +29,7 @@ def test_triage_report_renders_in_chromium(incident_env, chromium: Path, chromiu
     assert res.exit_code == 0, res.output
     html = archive_of(res) / "10-triage.html"
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=chromium_args)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(html.as_uri(), wait_until="load")
-            images = page.eval_on_selector_all(
-                "img", "els => els.map(e => ({w: e.naturalWidth, h: e.naturalHeight, done: e.complete}))")
-            text = page.inner_text("body")
-            shot = page.screenshot(full_page=True)
-        finally:
-            browser.close()
+    images, text, shot = open_report(chromium, chromium_args, html)
 
     assert len(images) == 1 and images[0]["done"] and images[0]["w"] > 500 and images[0]["h"] > 150, images
     for words in ("Checkout incident — step 10: triage", "PaymentIntent success, last 30 min", "80.00% (12/15)",

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from browser_helpers import open_report
 from payops import runner, runstate
 from payops.cli import app
 from payops.db import session_scope
@@ -88,7 +89,6 @@ def chromium(in_ci: bool) -> Path:
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_dashboards_html_in_chromium(seeded, chromium: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from PIL import Image
-    from playwright.sync_api import sync_playwright
 
     from payops.archive import verify_archive
 
@@ -99,17 +99,7 @@ def test_dashboards_html_in_chromium(seeded, chromium: Path, tmp_path: Path) -> 
     assert html.is_file() and (folder / "manifest.json").is_file()
     assert verify_archive(seeded.output_dir).ok
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(html.as_uri(), wait_until="load")
-            images = page.eval_on_selector_all(
-                "img", "els => els.map(e => ({w: e.naturalWidth, h: e.naturalHeight, done: e.complete}))")
-            text = page.inner_text("body")
-            shot = page.screenshot(full_page=True)
-        finally:
-            browser.close()
+    images, text, shot = open_report(chromium, CHROMIUM_ARGS, html)
 
     # four charts: payout health, fallback, reserves, credentials — each decoded to real pixels
     assert len(images) == 4 and all(i["done"] and i["w"] > 400 and i["h"] > 150 for i in images), images

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from browser_helpers import open_report
 from payops import demo_data as dd
 from payops.cli import app
 
@@ -27,7 +28,6 @@ SECTIONS = ["Summary: counts and amounts per category and currency", "Expected v
 def test_report_renders_in_chromium(payops_env, chromium: Path, chromium_args: list[str],  # type: ignore[no-untyped-def]
                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from PIL import Image
-    from playwright.sync_api import sync_playwright
 
     monkeypatch.setenv("PAYOPS_RECON_CACHE_DIR", str(tmp_path / "recon-cache"))
     res = CliRunner().invoke(app, ["recon", "--from", "2026-09-01", "--to", "2026-11-30", "--max-unexplained", "100"])
@@ -36,17 +36,7 @@ def test_report_renders_in_chromium(payops_env, chromium: Path, chromium_args: l
     html = folder / "payouts_vs_ledger.html"
     assert html.is_file()
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=chromium_args)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(html.as_uri(), wait_until="load")
-            images = page.eval_on_selector_all(
-                "img", "els => els.map(e => ({w: e.naturalWidth, h: e.naturalHeight, done: e.complete}))")
-            text = page.inner_text("body")
-            shot = page.screenshot(full_page=True)
-        finally:
-            browser.close()
+    images, text, shot = open_report(chromium, chromium_args, html)
 
     # three charts: breaks by category, amounts over the period, break aging — each decoded to real pixels
     assert len(images) == 3 and all(i["done"] and i["w"] > 300 and i["h"] > 150 for i in images), images
