@@ -53,8 +53,12 @@ class Signed:
     allowed_signers: str
 
 
-def _key(s: Session, sig: sshkeys.SignatureInfo, *, role: str, at: datetime, operator: str | None,
-         settings: Settings) -> roster.KeyAt:
+def roster_key(s: Session, sig: sshkeys.SignatureInfo, *, role: str, at: datetime, operator: str | None,
+               settings: Settings,
+               own: str = "the operator of these parameters: the operator cannot approve their own payout",
+               ) -> roster.KeyAt:
+    """The roster key that made ``sig``, able to sign as ``role`` at ``at``; Refused says why not (namespace,
+    not enrolled, revoked, wrong role, test-only in live mode, the operator approving: ``own`` says what)."""
     if sig.namespace != NAMESPACE:
         raise Refused(f"was signed in namespace {sig.namespace!r}, not {NAMESPACE!r} "
                       f"(ssh-keygen -Y sign -n {NAMESPACE})")
@@ -65,8 +69,7 @@ def _key(s: Session, sig: sshkeys.SignatureInfo, *, role: str, at: datetime, ope
     who = f"{k.person_name} ({k.person_id})"
     problems = k.problems(role, live=roster.live_mode(settings))
     if role in APPROVER_ROLES and operator and k.person_id == operator:
-        problems.insert(0, f"key {fp} belongs to {who}, the operator of these parameters: the operator cannot "
-                           "approve their own payout")
+        problems.insert(0, f"key {fp} belongs to {who}, {own}")
     if role == "operator" and k.person_id != operator:
         problems.insert(0, f"key {fp} belongs to {who}, not to the operator of these parameters ({operator})")
     if problems:
@@ -115,7 +118,7 @@ def verify_submission(s: Session, *, role: str, signature: str, statement: str |
         sig = sshkeys.parse_signature(signature)
     except sshkeys.KeyProblem as exc:
         raise Refused(str(exc)) from None
-    k = _key(s, sig, role=role, at=at, operator=operator, settings=settings)
+    k = roster_key(s, sig, role=role, at=at, operator=operator, settings=settings)
     line = k.allowed_signers()
     if statement is not None:
         text = _given_statement(s, statement, role=role, params_hash=params_hash)
@@ -151,7 +154,7 @@ def verify_golive(s: Session, *, signature: str, text: str, operator: str | None
         sig = sshkeys.parse_signature(signature)
     except sshkeys.KeyProblem as exc:
         raise Refused(str(exc)) from None
-    k = _key(s, sig, role="operator", at=at, operator=operator, settings=settings)
+    k = roster_key(s, sig, role="operator", at=at, operator=operator, settings=settings)
     line = k.allowed_signers()
     bad = sshkeys.verify(text, sig.armored, principal=k.person_id, allowed_signers=line, at=at)
     if bad:

@@ -24,6 +24,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from payops.approvals import NAMESPACE, roster, sshkeys
+from payops.approvals.checks import Refused, roster_key
 from payops.approvals.statement import HEADER
 from payops.config import Settings
 from payops.db.models import Approval, Incident
@@ -35,10 +36,6 @@ SOP = "checkout_incident"
 ROLE = "ops"
 MEANING = "Payments Ops approves this incident's live action, exactly as below."
 SIGNED = "sshsig"  # runstate.SIGNED: the approvals table's kind for a verified signature
-
-
-class Refused(Exception):
-    """Why a signature does not count (one sentence; the caller names the field)."""
 
 
 @dataclass(frozen=True)
@@ -80,19 +77,8 @@ def _verify(s: Session, text: str, signature: str, *, operator: str | None, sett
         sig = sshkeys.parse_signature(signature)
     except sshkeys.KeyProblem as exc:
         raise Refused(str(exc)) from None
-    if sig.namespace != NAMESPACE:
-        raise Refused(f"was signed in namespace {sig.namespace!r}, not {NAMESPACE!r} (ssh-keygen -Y sign -n "
-                      f"{NAMESPACE})")
-    k = roster.key_at(s, sig.key.fingerprint, at)
-    if k is None:
-        raise Refused(f"is signed with key {sig.key.fingerprint}, which is not in the approver roster "
-                      "(`payops approvers list`)")
-    problems = k.problems(ROLE, live=roster.live_mode(settings))
-    if operator and k.person_id == operator:
-        problems.insert(0, f"key {k.fingerprint} belongs to {k.person_name} ({k.person_id}), the incident's "
-                           "operator: the operator cannot approve their own live action")
-    if problems:
-        raise Refused("; ".join(problems))
+    k = roster_key(s, sig, role=ROLE, at=at, operator=operator, settings=settings,
+                   own="the incident's operator: the operator cannot approve their own live action")
     bad = sshkeys.verify(text, sig.armored, principal=k.person_id, allowed_signers=k.allowed_signers(), at=at)
     if bad:
         raise Refused(f"does not verify over this incident's plan statement (ssh-keygen: {bad}): it was made for "
