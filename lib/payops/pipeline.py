@@ -29,10 +29,14 @@ from __future__ import annotations
 
 import ast
 import json
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+from payops import kernelfork
 
 KERNEL_NAME = "python3"
 # no loopback-TCP banner or shutdown chatter in ops' terminal; no IPython history file shared by kernels
@@ -40,6 +44,9 @@ KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL", "--HistoryManager.hist_f
 ENGINE_NAME = "payops-prestarted"
 # kernels started ahead of the running step: 2 keeps both cores busy on a 2-core host (bench_runbook measures)
 LOOKAHEAD = 2
+# imported by warm_up in every kernel (paid once in the kernel template)
+WARM_UP_IMPORTS = ("import payops.pipeline", "import payops.config", "import payops.db",
+                   "import sqlalchemy.dialects.sqlite.pysqlite", "import sqlalchemy.dialects.postgresql.psycopg")
 
 
 # --- in the kernel -------------------------------------------------------------------------------
@@ -133,6 +140,9 @@ class StepKernels:
         self._extra = list(extra_arguments)
         self._started: dict[str, Any] = {}
         self._failed: dict[str, Exception] = {}
+        self._preload_lines: list[str] | None = None
+        self._ipc_dir: Path | None = None
+        self._count = 0
 
     def __enter__(self) -> StepKernels:
         if self._order:
@@ -146,10 +156,27 @@ class StepKernels:
         from jupyter_client.manager import AsyncKernelManager
         from jupyter_core.utils import run_sync
 
-        km = AsyncKernelManager(kernel_name=KERNEL_NAME)
+        if self._ipc_dir is None:
+            self._ipc_dir = Path(tempfile.mkdtemp(prefix="payops-k-"))  # 0700: this user's kernels only
+        self._count += 1
+        # Unix sockets in a private folder, not loopback TCP: no port picked here can be taken by another
+        # process before the kernel binds it (a kernel that then dies leaves its step waiting a minute),
+        # and no other local user can connect to the kernel
+        km = AsyncKernelManager(kernel_name=KERNEL_NAME, transport="ipc", ip=str(self._ipc_dir / f"k{self._count}"))
+        kernelfork.attach(km, self._preload())
         run_sync(km.start_kernel)(extra_arguments=[
             *self._extra, f"--IPKernelApp.exec_lines={warm_up_line(self._notebooks[step])}"])
         return km
+
+    def _preload(self) -> list[str]:
+        """What the kernel template imports for these steps: the warm-up's own modules, then every step
+        notebook's import lines (see :mod:`payops.kernelfork`)."""
+        if self._preload_lines is None:
+            lines = list(WARM_UP_IMPORTS)
+            for path in self._notebooks.values():
+                lines += notebook_imports(path).splitlines()
+            self._preload_lines = list(dict.fromkeys(lines))
+        return self._preload_lines
 
     def _start_through(self, index: int) -> None:
         for step in self._order[index:index + self._lookahead + 1]:
@@ -173,7 +200,6 @@ class StepKernels:
             km = self._start(step)
         return km
 
-
     def retire(self, km: Any) -> None:
         """Stop a kernel whose step is over: killed at once, as nbclient's ``shutdown_kernel="immediate"``
         does — its notebook is complete and written, every database write was committed in its cells,
@@ -183,9 +209,12 @@ class StepKernels:
         run_sync(km.shutdown_kernel)(now=True)
 
     def close(self) -> None:
-        """Stop the kernels no step used (the run failed or stopped early)."""
+        """Stop the kernels no step used (the run failed or stopped early); remove their sockets' folder."""
         while self._started:
             self.retire(self._started.popitem()[1])
+        if self._ipc_dir is not None:
+            shutil.rmtree(self._ipc_dir, ignore_errors=True)
+            self._ipc_dir = None
 
 
 class HtmlRenderer:

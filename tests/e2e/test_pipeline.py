@@ -4,6 +4,7 @@ imports, HTML rendered behind — each step still its own notebook in its own fr
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import nbformat
@@ -102,10 +103,24 @@ def test_a_kernel_that_died_before_its_step_is_replaced(sqlite_env: str, tmp_pat
 def test_close_stops_the_kernels_no_step_used(sqlite_env: str, tmp_path: Path) -> None:
     steps = [(name, _notebook(tmp_path / f"{name}.ipynb", "print('ok')")) for name in ("a", "b", "c")]
     with pipeline.StepKernels(steps, lookahead=2) as kernels:
-        pids = [km.provisioner.process.pid for km in kernels._started.values()]
+        kms = list(kernels._started.values())
+        pids = [km.provisioner.process.pid for km in kms]
         assert len(pids) == 3
+        # unix sockets in a private folder (no loopback port another process could take first)
+        folder = Path(kms[0].ip).parent
+        assert {km.transport for km in kms} == {"ipc"} and {Path(km.ip).parent for km in kms} == {folder}
+        assert folder.stat().st_mode & 0o777 == 0o700
+        for km in kms:  # each kernel's five channels are sockets there
+            info = km.get_connection_info()
+            assert info["transport"] == "ipc"
+            ports = [info[f"{c}_port"] for c in ("shell", "iopub", "stdin", "hb", "control")]
+            deadline = time.monotonic() + 60  # started ahead: bound once the kernel is up
+            while not all(Path(f"{km.ip}-{port}").is_socket() for port in ports) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert all(Path(f"{km.ip}-{port}").is_socket() for port in ports), sorted(folder.iterdir())
     for pid in pids:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+    assert not folder.exists()
 
 
 def test_html_renderer_renders_behind_and_catches_up(tmp_path: Path) -> None:

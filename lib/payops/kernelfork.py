@@ -1,0 +1,384 @@
+"""Runbook kernels forked from a warm template process instead of started from scratch.
+
+A runbook step runs in its own fresh kernel; most of what such a kernel costs is importing — ipykernel,
+IPython, then the step's libraries (pandas, matplotlib, SQLAlchemy, stripe, payops): 1–1.5 s of CPU per
+step, paid again by every step of every run. Here one *template* process (``python -m payops.kernelfork``,
+started by the runner on first use) imports all that once; each kernel is then ``fork()``-ed from it and
+becomes an ordinary ipykernel (``IPKernelApp``, the same command line papermill would have used) in its
+own session, with the runner's environment and working directory of that moment. A kernel is still a new
+process per step with nothing of the previous step in it: the template never runs a cell, never reads the
+settings, never opens a file, socket or database connection — it only imports modules — and it refuses to
+fork while it has a second thread.
+
+Plugged in as a Jupyter kernel provisioner (:class:`ForkProvisioner`, a ``LocalProvisioner`` whose launch
+asks the template), so jupyter_client, nbclient and papermill drive the kernel exactly as any other: its
+connection file, signals (interrupt, kill) to its process group, polling through a pidfd.
+
+Lifetime: the template lives as long as the process that started it. When that process ends — even by
+SIGKILL — the template reads end-of-file on its request pipe and exits; its kernels then see their parent
+gone (ipykernel's parent poller, ``parent_handle`` = the template) and exit within a second, as kernels of
+a killed runner always did.
+
+``PAYOPS_KERNEL_FORK=0`` turns it off (every kernel started with ``python -m ipykernel_launcher``); it is off
+by itself where ``fork``/``pidfd_open`` are missing (not Linux) and whenever the template cannot start or
+dies — then kernels start the usual way and nothing else changes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+ENV_SWITCH = "PAYOPS_KERNEL_FORK"
+# what every kernel imports before its first cell: paid once in the template
+KERNEL_IMPORTS = (
+    "import ipykernel.kernelapp",
+    "import ipykernel.ipkernel",
+    "import ipykernel.zmqshell",
+    "import IPython.core.completer",
+    "import matplotlib_inline.backend_inline",
+)
+READY_TIMEOUT = 120.0
+
+
+def enabled() -> bool:
+    """Whether kernels are forked from the template (``PAYOPS_KERNEL_FORK``, default on where supported)."""
+    if os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    return hasattr(os, "fork") and hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal")
+
+
+class TemplateUnavailable(RuntimeError):
+    """The template process could not fork a kernel (not started, died, or refused)."""
+
+
+# --- the template process ---------------------------------------------------------------------------
+def _read_line(fd: int, buf: bytearray) -> bytes | None:
+    while b"\n" not in buf:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return None
+        buf += chunk
+    line, _, rest = bytes(buf).partition(b"\n")
+    buf[:] = rest
+    return line
+
+
+def _write_line(fd: int, obj: dict[str, Any]) -> None:
+    data = (json.dumps(obj) + "\n").encode()
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def _preload(code: str) -> str | None:
+    """Import ``code`` (import statements) here; the error text if one failed — the kernel that needs the
+    module imports it again, and the notebook's own cell raises it where the runner records failures."""
+    try:
+        exec(compile(code, "<payops kernel template>", "exec"), {})  # noqa: S102 — notebooks' own import lines
+    except Exception as exc:  # noqa: BLE001 — reported to the runner; met again in the kernel itself
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _become_kernel(request: dict[str, Any], fds: Iterable[int]) -> None:
+    """In the forked child: turn into ``python -m ipykernel_launcher ARGS`` with the request's environment
+    and working directory. Never returns."""
+    code = 1
+    try:
+        for fd in fds:
+            os.close(fd)
+        os.setsid()  # its own process group: jupyter_client signals the group, as for a launched kernel
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.chdir(request["cwd"])
+        sys.path[0] = request["cwd"]  # `python -m` puts the working directory first
+        args = list(request["args"])
+        sys.argv = ["ipykernel_launcher", *args]
+        from ipykernel.kernelapp import IPKernelApp
+
+        # parent_handle's default was read from JPY_PARENT_PID when the template imported ipykernel: the
+        # kernel's parent is the template, whose end (with the runner's) ends the kernel
+        IPKernelApp.launch_instance(argv=[*args, f"--IPKernelApp.parent_handle={os.getppid()}"])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # noqa: BLE001 — printed to the kernel's stderr (the runner's), then the exit code
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(BaseException):
+            atexit._run_exitfuncs()
+        with contextlib.suppress(BaseException):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def serve(req_fd: int, resp_fd: int) -> None:
+    """The template's loop: a JSON line per request on ``req_fd``, a JSON line per answer on ``resp_fd``.
+
+    ``{"preload": CODE}`` imports more; ``{"args": [...], "env": {...}, "cwd": PATH}`` forks a kernel and
+    answers its pid. End of file on ``req_fd`` (the runner is gone) ends the template."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle; it closes the pipe
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # kernels reaped by the system: no zombies
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")  # what ipykernel sets
+    errors = [e for e in (_preload(line) for line in KERNEL_IMPORTS) if e]
+    _write_line(resp_fd, {"ready": True, "errors": errors})
+    buf = bytearray()
+    while True:
+        line = _read_line(req_fd, buf)
+        if line is None:
+            return
+        request = json.loads(line)
+        if "preload" in request:
+            error = _preload(request["preload"])
+            _write_line(resp_fd, {"ok": True, "errors": [error] if error else []})
+            continue
+        if threading.active_count() > 1:  # forking a threaded process can deadlock the child
+            _write_line(resp_fd, {"error": f"template has {threading.active_count()} threads; not forking"})
+            continue
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            _write_line(resp_fd, {"error": f"fork failed: {exc}"})
+            continue
+        if pid == 0:
+            _become_kernel(request, (req_fd, resp_fd))
+        _write_line(resp_fd, {"pid": pid})
+
+
+# --- the runner's side ------------------------------------------------------------------------------
+class Template:
+    """A running template process and the pipe pair to it (one request at a time)."""
+
+    def __init__(self) -> None:
+        req_r, self._req_w = os.pipe()
+        self._resp_r, resp_w = os.pipe()
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "payops.kernelfork", str(req_r), str(resp_w)],
+                stdin=subprocess.DEVNULL, pass_fds=(req_r, resp_w), close_fds=True)
+        except BaseException:
+            for fd in (self._req_w, self._resp_r):
+                os.close(fd)
+            raise
+        finally:
+            os.close(req_r)
+            os.close(resp_w)
+        self._buf = bytearray()
+        self._lock = threading.Lock()
+        self._ready = False
+        self._preloaded: set[str] = set()
+        self.closed = False
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def _answer(self, timeout: float) -> dict[str, Any]:
+        while b"\n" not in self._buf:
+            ready, _, _ = select.select([self._resp_r], [], [], timeout)
+            if not ready:
+                raise TemplateUnavailable(f"kernel template (pid {self.pid}) did not answer within {timeout:.0f} s")
+            chunk = os.read(self._resp_r, 65536)
+            if not chunk:
+                raise TemplateUnavailable(f"kernel template (pid {self.pid}) exited ({self._proc.poll()})")
+            self._buf += chunk
+        line, _, rest = bytes(self._buf).partition(b"\n")
+        self._buf[:] = rest
+        return json.loads(line)
+
+    def _ask(self, request: dict[str, Any], timeout: float = READY_TIMEOUT) -> dict[str, Any]:
+        if self.closed:
+            raise TemplateUnavailable("kernel template closed")
+        try:
+            if not self._ready:
+                self._answer(READY_TIMEOUT)
+                self._ready = True
+            _write_line(self._req_w, request)
+            return self._answer(timeout)
+        except (OSError, ValueError, TemplateUnavailable) as exc:
+            self.close()
+            raise TemplateUnavailable(str(exc)) from exc
+
+    def preload(self, lines: Iterable[str]) -> None:
+        """Have the template import these statements (once each) before it forks the next kernel."""
+        with self._lock:
+            new = [line for line in dict.fromkeys(lines) if line and line not in self._preloaded]
+            if new:
+                self._ask({"preload": "\n".join(new)})
+                self._preloaded.update(new)
+
+    def fork(self, args: list[str], env: dict[str, str], cwd: str) -> int:
+        """A new kernel process running ``ipykernel_launcher ARGS``; its pid."""
+        with self._lock:
+            answer = self._ask({"args": args, "env": env, "cwd": cwd}, timeout=30.0)
+        if "pid" not in answer:
+            raise TemplateUnavailable(answer.get("error", f"unexpected answer {answer!r}"))
+        return int(answer["pid"])
+
+    def close(self) -> None:
+        """End the template (its kernels end with it within a second unless already stopped)."""
+        if self.closed:
+            return
+        self.closed = True
+        for fd in (self._req_w, self._resp_r):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+
+_shared: Template | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_template(preload: Iterable[str] = ()) -> Template | None:
+    """This process's template (started on first use) with ``preload`` imported; None when forking is off
+    or the template cannot be had — the caller then starts kernels the usual way."""
+    global _shared
+    if not enabled():
+        return None
+    with _shared_lock:
+        if _shared is None or _shared.closed:
+            try:
+                _shared = Template()
+            except OSError:
+                return None
+            atexit.register(_shared.close)
+        template = _shared
+    try:
+        template.preload(preload)
+    except TemplateUnavailable:
+        return None
+    return template
+
+
+class ForkedProcess:
+    """The ``Popen`` face jupyter_client's provisioner needs, for a kernel that is not our child:
+    a pidfd tells when it ended and carries the signals (no pid reuse race)."""
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        try:
+            self._fd: int | None = os.pidfd_open(pid)
+        except ProcessLookupError:  # already gone
+            self._fd = None
+            self.returncode = -1
+
+    def _ended(self, timeout: float | None) -> bool:
+        if self._fd is None:
+            return True
+        ready, _, _ = select.select([self._fd], [], [], timeout)
+        if ready:
+            os.close(self._fd)
+            self._fd = None
+            self.returncode = -1  # the exit status is the template's to collect; "ended" is what matters
+            return True
+        return False
+
+    def poll(self) -> int | None:
+        return self.returncode if self._ended(0) else None
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._ended(timeout):
+            raise subprocess.TimeoutExpired([str(self.pid)], timeout or 0)
+        return self.returncode if self.returncode is not None else -1
+
+    def send_signal(self, signum: int) -> None:
+        """Signal the kernel; nothing once it ended (as ``Popen.send_signal``)."""
+        if self.poll() is None and self._fd is not None:
+            with contextlib.suppress(ProcessLookupError):  # ended between the poll and the signal
+                signal.pidfd_send_signal(self._fd, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+
+def _provisioner_class() -> type:
+    from jupyter_client.provisioning import LocalProvisioner
+
+    class ForkProvisioner(LocalProvisioner):  # type: ignore[misc]
+        """``LocalProvisioner`` whose kernel is forked from the template (see the module docstring)."""
+
+        template: Template | None = None
+
+        async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> Any:
+            template = self.template
+            args = _launcher_args(cmd)
+            if template is None or args is None:
+                return await super().launch_kernel(cmd, **kwargs)
+            env = dict(kwargs.get("env") or os.environ)
+            env["JPY_PARENT_PID"] = str(template.pid)
+            cwd = str(kwargs.get("cwd") or os.getcwd())
+            try:
+                pid = template.fork(args, env, cwd)
+            except TemplateUnavailable:
+                return await super().launch_kernel(cmd, **kwargs)
+            self.process = ForkedProcess(pid)
+            self.pid = pid
+            self.pgid = pid  # the kernel calls setsid(): its group is its pid
+            self.cwd = cwd
+            return self.connection_info
+
+    return ForkProvisioner
+
+
+_provisioner: type | None = None
+
+
+def _launcher_args(cmd: list[str]) -> list[str] | None:
+    """The arguments after ``python -m ipykernel_launcher`` when ``cmd`` is exactly that with this
+    interpreter (the template is this interpreter); None for any other kernel command."""
+    if len(cmd) >= 3 and cmd[1:3] == ["-m", "ipykernel_launcher"] and \
+            os.path.realpath(cmd[0]) == os.path.realpath(sys.executable):
+        return list(cmd[3:])
+    return None
+
+
+def attach(km: Any, preload: Iterable[str] = ()) -> bool:
+    """Have ``km`` (a jupyter_client KernelManager, before ``start_kernel``) fork its kernel from this
+    process's template, with ``preload`` (import statements) imported there first. False (``km``
+    untouched) when forking is off or unavailable."""
+    global _provisioner
+    template = shared_template(preload)
+    if template is None:
+        return False
+    import uuid
+
+    if _provisioner is None:
+        _provisioner = _provisioner_class()
+    km.kernel_id = km.kernel_id or str(uuid.uuid4())
+    provisioner = _provisioner(kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km)
+    provisioner.template = template
+    km.provisioner = provisioner
+    return True
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]), int(sys.argv[2]))
