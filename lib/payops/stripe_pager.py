@@ -3,7 +3,8 @@
 Shared by the reconciliation's pull (:mod:`payops.reconcile.load_stripe`) and the checkout incident's
 triage (:mod:`payops.incident.stripe_pull`): a ``created`` window is split into half-open slices
 ``created[gte]=lo & created[lt]=hi``; each slice is paged with ``starting_after`` in a thread pool, every
-thread with its own ``StripeClient`` (from ``client_factory``); a shared client-side pacer keeps under
+thread with its own ``StripeClient`` (from ``client_factory``) — in :func:`pull_window`, a thread out of planned
+slices splits the running one with the most left (:class:`_Part`); a shared client-side pacer keeps under
 ``max_rps`` and every call goes through :func:`payops.stripe_api.with_backoff` (429 / 5xx / connection
 errors are retried, honouring ``Retry-After``). Objects are de-duplicated by id and kept only inside the
 window, so slice edges can neither lose nor double-count one.
@@ -232,10 +233,15 @@ class _Part:
     read: int = 0
     pages: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def splittable(self) -> bool:
+        """Past its first page (nothing known before it), with more than one second left."""
+        return self.last is not None and self.last > self.lo
+
     def left(self) -> float:
         """Objects estimated still to read: the density of what was read, over the seconds not read yet."""
         if self.last is None:
-            return 0.0  # not one page yet: nothing known, so not worth a split
+            return 0.0
         return self.read / max(1, self.hi - self.last) * (self.last - self.lo + 1)
 
     def split(self) -> _Part | None:
@@ -283,9 +289,9 @@ class _Window:
                 elif not self.active:
                     return None
                 else:
-                    victim = max(self.active, key=_Part.left)
-                    part = (victim.split() if victim.left() >= MIN_SPLIT and not self._enough_in_flight()
-                            else None)
+                    victim = max((p for p in self.active if p.splittable), key=_Part.left, default=None)
+                    part = (victim.split() if victim is not None and victim.left() >= MIN_SPLIT
+                            and not self._enough_in_flight() else None)
                     if part is None:
                         self.cond.wait()
                         continue

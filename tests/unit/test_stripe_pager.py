@@ -68,6 +68,7 @@ WINDOWS: dict[str, Callable[[random.Random], list[int]]] = {
     "spike": lambda r: [LO + 40_000 + r.randrange(60) for _ in range(2_700)] + [LO + r.randrange(86_400)
                                                                                   for _ in range(300)],
     "one_second": lambda r: [LO + 777] * 1_250,  # a part cannot be split below a second: paged through alone
+    "one_second_and_a_spread": lambda r: [LO + 777] * 1_250 + [LO + r.randrange(3_600) for _ in range(1_500)],
     "sparse": lambda r: [LO + r.randrange(7 * 86_400) for _ in range(40)],
     "edges": lambda r: [LO + 3_600 * k + d for k in range(24) for d in (-1, 0, 0, 1) for _ in range(30)],
     "empty": lambda r: [],
