@@ -8,7 +8,8 @@ session) reads the newest ``SERIAL_MAX`` sessions of the window (its rate is per
 100,000 would take ~10 minutes of the run); the parallel pull reads the whole window. Prints sessions/s, the
 speed-up and the share of what the rate limit allows (25 req/s × 100 sessions/page = 2,500 sessions/s); writes
 ``bench/results/incident_pull.json``. Target: ≥ 90% of the rate limit. ``PAYOPS_BENCH_SESSIONS`` (100000) sets
-the size.
+the size; ``PAYOPS_BENCH_SPIKE`` (0) puts that share of them in one minute of the window (an incident's burst: the
+slice that draws the minute is split among the threads), the rest spread evenly.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from payops.sandbox.checkout import add_session, build_session, session_id
 from payops.sandbox.testing import free_port, start_sandbox
 
 N = int(os.environ.get("PAYOPS_BENCH_SESSIONS", "100000"))
+SPIKE = float(os.environ.get("PAYOPS_BENCH_SPIKE", "0"))
 LATENCY_MS = 150
 RATE = 25
 WINDOW = 30 * 60
@@ -41,9 +43,10 @@ OUT = Path(__file__).resolve().parent / "results" / "incident_pull.json"
 def serve(port: int, n: int, lo: int) -> None:
     """The child process: a sandbox on ``port`` holding ``n`` sessions created over ``[lo, lo + WINDOW)``."""
     sb = start_sandbox(seed="none", port=port, rate_limit=0)
+    burst = int(n * SPIKE)
     with sb.sandbox.state.lock:
         for i in range(n):
-            created = lo + i * WINDOW // n
+            created = lo + WINDOW // 3 + i % 60 if i < burst else lo + (i - burst) * WINDOW // (n - burst)
             add_session(sb.sandbox.state, build_session(
                 cs_id=session_id(), created=created, expires_at=created + 86400, amount=1000 + i % 5000,
                 currency="cad", success_url="https://auctions.example.com/ok", cancel_url=None,
@@ -94,13 +97,15 @@ def main() -> dict[str, Any]:
         "speedup_vs_serial": round((N / parallel_s) / (serial_n / serial_s), 2),
         "share_of_rate_limit": round(N / parallel_s / limit, 3),
         "parallel_requests": window.stats.requests, "parallel_retries_429": window.stats.retries,
-        "slices": window.stats.slices_pulled, "targets": {"share_of_rate_limit": 0.9},
+        "spike_share": SPIKE, "slices": window.stats.slices_pulled, "slices_split": window.stats.slices_split,
+        "targets": {"share_of_rate_limit": 0.9},
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")
     print(f"serial   {result['serial_sessions_per_s']:>8} sessions/s  ({serial_n:,} sessions in {serial_s:.1f} s)")
     print(f"parallel {result['parallel_sessions_per_s']:>8} sessions/s  ({parallel_s:.1f} s, {window.stats.requests} "
-          f"requests, {window.stats.retries} retried 429s)")
+          f"requests, {window.stats.retries} retried 429s, {window.stats.slices_pulled} slices of which "
+          f"{window.stats.slices_split} split off running ones)")
     print(f"speed-up {result['speedup_vs_serial']}x · {result['share_of_rate_limit']:.0%} of the {limit} sessions/s "
           "the rate limit allows (target 90%)")
     return result

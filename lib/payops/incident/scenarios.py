@@ -124,10 +124,10 @@ def payment_window(ctx: Any, lo: int, hi: int) -> Findings:
     now, hours = hi - 1, st.incident_pending_hours
     cut = now - hours * 3600
     win = StripeWindow(st)
-    overdue = m.pending_beyond(win.sessions(cut - LOOKBACK_DAYS * 86400, cut + 1, status="open", sparse=True), now,
+    overdue = m.pending_beyond(win.sessions(cut - LOOKBACK_DAYS * 86400, cut + 1, status="open"), now,
                                hours)
     day = hi - 86400
-    expired = win.events(min(lo, day), hi, types=["checkout.session.expired"], sparse=True)
+    expired = win.events(min(lo, day), hi, types=["checkout.session.expired"])
     expired_window = sum(lo <= int(e["created"]) < hi for e in expired)
     windows = PaymentWindows(st)
     try:

@@ -1,7 +1,8 @@
 """What the triage reads from Stripe over a window, pulled in parallel like the reconciliation.
 
 Checkout Sessions and events are listed by ``created`` time slices through :func:`payops.stripe_pager.pull_window`
-(threads, one shared pacer under the rate limit, backoff on 429/5xx), with the platform key
+(threads, one shared pacer under the rate limit, backoff on 429/5xx; one slice per thread to start with, a running
+one split when a thread runs out — so a dense minute or a sparse week plan the same), with the platform key
 (``STRIPE_SECRET_KEY``, read access is enough; the live actions need Checkout Sessions write). Sessions the
 window does not hold (a Redis key naming an older session) are retrieved by id, a 404 kept as ``None``.
 
@@ -29,7 +30,6 @@ from payops.stripe_pager import DEFAULT_MAX_RPS, ClientFactory, PullStats, _Pull
 
 EVENT_TYPES = ("payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.created",
                "checkout.session.completed", "checkout.session.expired")
-SLICE_SECONDS = 60  # a slice per minute of window (at least THREADS slices): pages stay parallel
 THREADS = 16  # enough requests in flight to fill the rate limit over Stripe's latency; the pacer caps the rate
 
 
@@ -51,10 +51,6 @@ def client_factory(settings: Settings) -> ClientFactory:
     return lambda: make_client(settings=settings, purpose="platform", max_network_retries=0)
 
 
-def _slices(lo: int, hi: int, threads: int) -> int:
-    return max(threads, min(64, (hi - lo) // SLICE_SECONDS))
-
-
 def _bar(desc: str, progress: bool) -> Any:
     from tqdm import tqdm
 
@@ -71,22 +67,19 @@ class StripeWindow:
         self.threads, self.max_rps, self.progress = threads, max_rps, progress
         self.stats = PullStats()
 
-    def sessions(self, lo: int, hi: int, *, status: str | None = None, sparse: bool = False) -> list[dict[str, Any]]:
-        """Checkout Sessions created in ``[lo, hi)`` (one ``status`` only, if given), newest first. ``sparse``: a
-        long window expected to hold few (open sessions days old): one slice per thread, not per two minutes."""
+    def sessions(self, lo: int, hi: int, *, status: str | None = None) -> list[dict[str, Any]]:
+        """Checkout Sessions created in ``[lo, hi)`` (one ``status`` only, if given), newest first."""
         params: dict[str, Any] = {"status": status} if status else {}
         return pull_window(self.factory, lambda c, p: c.raw_request("get", "/v1/checkout/sessions", **p), params,
-                           lo, hi, slices=self.threads if sparse else _slices(lo, hi, self.threads),
-                           threads=self.threads, max_rps=self.max_rps, bar=_bar("checkout sessions", self.progress),
-                           stats=self.stats)
+                           lo, hi, slices=self.threads, threads=self.threads, max_rps=self.max_rps,
+                           bar=_bar("checkout sessions", self.progress), stats=self.stats)
 
-    def events(self, lo: int, hi: int, types: Iterable[str] = EVENT_TYPES, *, sparse: bool = False
-               ) -> list[dict[str, Any]]:
-        """Events of ``types`` created in ``[lo, hi)``, newest first (``sparse``: see :meth:`sessions`)."""
+    def events(self, lo: int, hi: int, types: Iterable[str] = EVENT_TYPES) -> list[dict[str, Any]]:
+        """Events of ``types`` created in ``[lo, hi)``, newest first."""
         params = {"types": list(types)}
         return pull_window(self.factory, lambda c, p: c.raw_request("get", "/v1/events", **p), params, lo, hi,
-                           slices=self.threads if sparse else _slices(lo, hi, self.threads), threads=self.threads,
-                           max_rps=self.max_rps, bar=_bar("stripe events", self.progress), stats=self.stats)
+                           slices=self.threads, threads=self.threads, max_rps=self.max_rps,
+                           bar=_bar("stripe events", self.progress), stats=self.stats)
 
     def retrieve_sessions(self, ids: Iterable[str]) -> dict[str, dict[str, Any] | None]:
         """``GET /v1/checkout/sessions/{id}`` for each id (404 → None); other errors raise."""

@@ -48,7 +48,7 @@ def _success(ctx: Any, win: StripeWindow, lo: int, hi: int) -> tuple[bool, str, 
 def _pending(ctx: Any, win: StripeWindow, lo: int, hi: int) -> tuple[bool, str, dict[str, Any]]:
     hours, now = ctx.settings.incident_pending_hours, hi - 1
     cut = now - hours * 3600
-    overdue = m.pending_beyond(win.sessions(cut - 7 * 86400, cut + 1, status="open", sparse=True), now, hours)
+    overdue = m.pending_beyond(win.sessions(cut - 7 * 86400, cut + 1, status="open"), now, hours)
     ids = ", ".join(cs["id"] for cs in overdue[:5]) + (" …" if len(overdue) > 5 else "")
     return not overdue, (f"{len(overdue)} session(s) open beyond {hours} h" + (f": {ids}" if overdue else "")), {
         "pending": len(overdue)}
