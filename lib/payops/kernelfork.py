@@ -184,6 +184,7 @@ class Template:
         self._buf = bytearray()
         self._lock = threading.Lock()
         self._ready = False
+        self._owed = 1  # the template's "ready" line
         self._preloaded: set[str] = set()
         self.closed = False
 
@@ -204,26 +205,47 @@ class Template:
         self._buf[:] = rest
         return json.loads(line)
 
-    def _ask(self, request: dict[str, Any], timeout: float = READY_TIMEOUT) -> dict[str, Any]:
+    def _ask(self, request: dict[str, Any] | None, timeout: float = READY_TIMEOUT) -> dict[str, Any]:
+        """Send ``request`` (None: nothing new) and read every answer still owed; the last one. Requests
+        queue in the pipe: the template works through them in order while the runner goes on."""
         if self.closed:
             raise TemplateUnavailable("kernel template closed")
         try:
-            if not self._ready:
-                self._answer(READY_TIMEOUT)
+            if request is not None:
+                _write_line(self._req_w, request)
+                self._owed += 1
+            answer: dict[str, Any] = {}
+            while self._owed:
+                # the first answer (ready) comes after the template's own imports: a longer wait
+                answer = self._answer(READY_TIMEOUT if not self._ready or self._owed > 1 else timeout)
                 self._ready = True
-            _write_line(self._req_w, request)
-            return self._answer(timeout)
+                self._owed -= 1
+            return answer
         except (OSError, ValueError, TemplateUnavailable) as exc:
             self.close()
             raise TemplateUnavailable(str(exc)) from exc
 
-    def preload(self, lines: Iterable[str]) -> None:
-        """Have the template import these statements (once each) before it forks the next kernel."""
+    def preload(self, lines: Iterable[str], *, wait: bool = True) -> None:
+        """Have the template import these statements (once each) before it forks the next kernel;
+        ``wait=False`` queues them and returns at once (the next fork waits for them)."""
         with self._lock:
             new = [line for line in dict.fromkeys(lines) if line and line not in self._preloaded]
             if new:
-                self._ask({"preload": "\n".join(new)})
                 self._preloaded.update(new)
+                if wait:
+                    self._ask({"preload": "\n".join(new)})
+                else:
+                    self._send({"preload": "\n".join(new)})
+
+    def _send(self, request: dict[str, Any]) -> None:
+        if self.closed:
+            raise TemplateUnavailable("kernel template closed")
+        try:
+            _write_line(self._req_w, request)
+        except OSError as exc:
+            self.close()
+            raise TemplateUnavailable(str(exc)) from exc
+        self._owed += 1
 
     def fork(self, args: list[str], env: dict[str, str], cwd: str) -> int:
         """A new kernel process running ``ipykernel_launcher ARGS``; its pid."""
@@ -252,7 +274,7 @@ _shared: Template | None = None
 _shared_lock = threading.Lock()
 
 
-def shared_template(preload: Iterable[str] = ()) -> Template | None:
+def shared_template(preload: Iterable[str] = (), *, wait: bool = True) -> Template | None:
     """This process's template (started on first use) with ``preload`` imported; None when forking is off
     or the template cannot be had — the caller then starts kernels the usual way."""
     global _shared
@@ -267,10 +289,16 @@ def shared_template(preload: Iterable[str] = ()) -> Template | None:
             atexit.register(_shared.close)
         template = _shared
     try:
-        template.preload(preload)
+        template.preload(preload, wait=wait)
     except TemplateUnavailable:
         return None
     return template
+
+
+def prepare(preload: Iterable[str]) -> None:
+    """Start this process's template now and queue ``preload`` there, without waiting: its imports then
+    overlap the runner's own work (preflight, the run's records) before the first kernel is needed."""
+    shared_template(preload, wait=False)
 
 
 class ForkedProcess:
@@ -366,7 +394,7 @@ def attach(km: Any, preload: Iterable[str] = ()) -> bool:
     process's template, with ``preload`` (import statements) imported there first. False (``km``
     untouched) when forking is off or unavailable."""
     global _provisioner
-    template = shared_template(preload)
+    template = shared_template(preload, wait=False)
     if template is None:
         return False
     import uuid

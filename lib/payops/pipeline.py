@@ -83,6 +83,21 @@ def warm_up_line(notebook: Path) -> str:
 
 
 # --- in the runner -------------------------------------------------------------------------------
+def preload_lines(notebooks: Iterable[Path]) -> list[str]:
+    """What the kernel template imports for these step notebooks: the warm-up's own modules, then every
+    notebook's import lines (see :mod:`payops.kernelfork`)."""
+    lines = list(WARM_UP_IMPORTS)
+    for path in notebooks:
+        lines += notebook_imports(path).splitlines()
+    return list(dict.fromkeys(lines))
+
+
+def prepare_kernels(notebooks: Iterable[Path]) -> None:
+    """Start the kernel template with these notebooks' imports now, without waiting for it (a run about to
+    execute them: the template's imports overlap the runner's own work)."""
+    kernelfork.prepare(preload_lines(notebooks))
+
+
 def _register_engine() -> None:
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NBClientEngine, papermill_engines
@@ -163,19 +178,14 @@ class StepKernels:
         # process before the kernel binds it (a kernel that then dies leaves its step waiting a minute),
         # and no other local user can connect to the kernel
         km = AsyncKernelManager(kernel_name=KERNEL_NAME, transport="ipc", ip=str(self._ipc_dir / f"k{self._count}"))
-        kernelfork.attach(km, self._preload())
+        kernelfork.attach(km, self._preload())  # the template imports them once; the fork waits for it
         run_sync(km.start_kernel)(extra_arguments=[
             *self._extra, f"--IPKernelApp.exec_lines={warm_up_line(self._notebooks[step])}"])
         return km
 
     def _preload(self) -> list[str]:
-        """What the kernel template imports for these steps: the warm-up's own modules, then every step
-        notebook's import lines (see :mod:`payops.kernelfork`)."""
         if self._preload_lines is None:
-            lines = list(WARM_UP_IMPORTS)
-            for path in self._notebooks.values():
-                lines += notebook_imports(path).splitlines()
-            self._preload_lines = list(dict.fromkeys(lines))
+            self._preload_lines = preload_lines(self._notebooks.values())
         return self._preload_lines
 
     def _start_through(self, index: int) -> None:

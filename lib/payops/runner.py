@@ -145,6 +145,9 @@ def create_run(sop: str, *, params: dict[str, Any], params_hash: str, mode: str,
     """Create any runbook's run, its steps and its archive folder (parameters already validated).
     ``on_created`` writes more rows in the same transaction (e.g. a live run's go-live signature)."""
     settings = settings or get_settings()
+    from payops.pipeline import prepare_kernels  # the kernel template imports while the run is set up
+
+    prepare_kernels(notebook_path(sop, step) for step in SOPS[sop])
     run_id = run_id or str(uuid.uuid4())
     folder = archive.run_dir(settings.output_dir.resolve(), sop, run_id, utcnow())
     with session_scope(settings) as s:

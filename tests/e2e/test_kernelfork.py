@@ -64,15 +64,17 @@ PROBE = textwrap.dedent("""\
     import json, os, sys
     print(json.dumps({"pid": os.getpid(), "ppid": os.getppid(), "pgid": os.getpgid(0), "sid": os.getsid(0),
                       "cwd": os.getcwd(), "probe": os.environ.get("PAYOPS_FORK_PROBE"),
-                      "decimal": "decimal" in sys.modules, "names": sorted(n for n in globals() if n[0] != "_"
+                      "colorsys": "colorsys" in sys.modules,
+                      "wave": "wave" in sys.modules, "names": sorted(n for n in globals() if n[0] != "_"
                       and n not in ("In", "Out", "exit", "quit", "get_ipython", "open"))}))
     """)
 
 
 def test_a_forked_kernel_has_the_environment_and_directory_of_its_launch(
         fresh_template: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    template = kernelfork.shared_template(["import decimal"])
+    template = kernelfork.shared_template(["import colorsys"])
     assert template is not None
+    kernelfork.prepare(["import wave"])  # queued, not waited for: the next fork comes after it
     monkeypatch.setenv("PAYOPS_FORK_PROBE", "set after the template started")  # the template never saw it
     monkeypatch.chdir(tmp_path)
     kms = [_forked_kernel(), _forked_kernel()]
@@ -88,7 +90,7 @@ def test_a_forked_kernel_has_the_environment_and_directory_of_its_launch(
         assert probe["pgid"] == probe["sid"] == probe["pid"]  # its own session: signals reach only it
         assert probe["cwd"] == str(tmp_path)
         assert probe["probe"] == "set after the template started"
-        assert probe["decimal"] is True  # the template's imports are there already
+        assert probe["colorsys"] is True and probe["wave"] is True  # the template's imports are there
         assert probe["names"] == ["json", "os", "sys"]  # and nothing else: a clean namespace
     assert seen[0]["pid"] != seen[1]["pid"]
 
