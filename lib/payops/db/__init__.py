@@ -3,6 +3,9 @@
 ``PAYOPS_DATABASE_URL`` selects the database (SQLite file under ``var/`` by default; PostgreSQL via
 psycopg 3: ``postgresql+psycopg://user@host/db``). Every command that needs the schema calls
 :func:`require_schema`, which says clearly when migrations have not been applied.
+
+:func:`session_scope` is an ORM transaction; :func:`connection_scope` a Core one (no ``sqlalchemy.orm``
+import: what the quick commands use with :mod:`payops.db.tables`).
 """
 
 from __future__ import annotations
@@ -13,13 +16,16 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
 
 from payops.config import Settings, get_settings
 from payops.errors import ConfigError
+
+if TYPE_CHECKING:  # the ORM is imported by session_scope, not here: `payops runs list` and `approve` use Core
+    from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _engines: dict[str, Engine] = {}
@@ -185,6 +191,8 @@ _sessionmakers: dict[int, sessionmaker[Session]] = {}
 @contextmanager
 def session_scope(settings: Settings | None = None, *, url: str | None = None) -> Iterator[Session]:
     """A transaction: committed on success, rolled back (and re-raised) on any error."""
+    from sqlalchemy.orm import sessionmaker
+
     eng = require_schema(url or (settings or get_settings()).database_url)
     maker = _sessionmakers.get(id(eng))
     if maker is None:
@@ -198,6 +206,15 @@ def session_scope(settings: Settings | None = None, *, url: str | None = None) -
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def connection_scope(settings: Settings | None = None, *, url: str | None = None) -> Iterator[Connection]:
+    """:func:`session_scope` without the ORM: a Core connection in a transaction, committed on success,
+    rolled back (and re-raised) on any error — for the quick commands' queries on :mod:`payops.db.tables`."""
+    eng = require_schema(url or (settings or get_settings()).database_url)
+    with eng.begin() as conn:
+        yield conn
 
 
 def table_names(url: str | None = None) -> list[str]:
