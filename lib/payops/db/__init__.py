@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -101,6 +102,24 @@ def head_revision() -> str:
     return head
 
 
+_FIRST_DEF = re.compile(r"^(?:@|def |async def |class )", re.M)
+_REVISION_LINE = re.compile(r"^(?:revision|down_revision|branch_labels|depends_on)\b", re.M)
+
+
+def _header(source: str) -> ast.Module:
+    """The top-level statements of a migration script before its first function or class — where Alembic's
+    revision variables are — parsed without the (long) ``upgrade``/``downgrade`` bodies: the same
+    assignments as the whole script's. The whole script is parsed when a revision variable is assigned
+    after the first definition, or when the cut does not parse on its own."""
+    cut = _FIRST_DEF.search(source)
+    if cut is not None and not _REVISION_LINE.search(source, cut.start()):
+        try:
+            return ast.parse(source[:cut.start()])
+        except SyntaxError:
+            pass
+    return ast.parse(source)
+
+
 @functools.cache
 def _script_heads() -> frozenset[str] | None:
     """The revisions no migration script names as its ``down_revision`` — read with ``ast`` instead of
@@ -111,7 +130,7 @@ def _script_heads() -> frozenset[str] | None:
     downs: set[str] = set()
     for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
         values: dict[str, object] = {}
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        for node in _header(path.read_text(encoding="utf-8")).body:
             target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else (
                 node.target if isinstance(node, ast.AnnAssign) else None)
             if isinstance(target, ast.Name) and node.value is not None:  # type: ignore[union-attr]
