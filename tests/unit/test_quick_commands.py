@@ -135,7 +135,7 @@ VALUES: list[Any] = ["", "a", "  a b ", "ünï", "\udcff", "a\x00b", "-", "~", "
 
 @pytest.mark.parametrize("value", VALUES, ids=repr)
 def test_plain_coercion_answers_as_typers_own(value: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from typer._coercion import build_runtime_param
+    build_runtime_param = pytest.importorskip("typer._coercion").build_runtime_param  # Typer with pydantic coercion
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a").write_text("file")
@@ -153,6 +153,7 @@ def test_plain_coercion_answers_as_typers_own(value: Any, tmp_path: Path, monkey
 
 
 def test_plain_coercion_is_installed_on_the_command_that_runs() -> None:
+    pytest.importorskip("typer._coercion")
     command = _command()
     plain_coercion(command)
     assert all(type(p._runtime_param).__name__ == "_PlainParam" for p in command.params)
