@@ -233,9 +233,9 @@ def runs_list(
     fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
 ) -> None:
     """Recent runs, newest first."""
-    from payops import manual
+    from payops import runrecords  # Core only: no ORM, runner or papermill — the command starts fast
 
-    rows = manual.list_runs(sop=sop, limit=limit)
+    rows = runrecords.list_runs(sop=sop, limit=limit)
     if fmt == "json":
         console.print_json(json.dumps(rows, default=str))
         return
@@ -254,13 +254,13 @@ def runs_list(
 def runs_show(run_id: Annotated[str, typer.Argument()],
               fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table") -> None:
     """One run: parameters, steps, approvals, archive."""
-    from payops import manual
+    from payops import runrecords  # Core only: no ORM, runner or papermill — the command starts fast
 
-    info = manual.show_run(run_id)
+    info = runrecords.show_run(run_id)
     if fmt == "json":
         console.print_json(json.dumps(info, default=str))
         return
-    manual.print_run(info, console)
+    runrecords.print_run(info, console)
 
 
 @runs_app.command("resume")

@@ -15,15 +15,15 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
-from sqlalchemy.orm import Session
 
 from payops import runner, runstate
 from payops.config import Settings, get_settings
 from payops.db import session_scope
-from payops.db.models import GoLiveSignature, RunbookRun
 from payops.errors import FieldProblem, ParamsInvalid, PayopsError
 from payops.params import ManualPayoutParams, load_params_file, validate_manual_payout
+
+# `payops runs list` / `runs show` read runs with Core (payops.runrecords): re-exported for the lab and older callers
+from payops.runrecords import list_runs, print_run, show_run  # noqa: F401
 
 SOP = "manual_payout"
 
@@ -293,72 +293,3 @@ def settle(run_id: str, *, wait_seconds: float, console: Console | None) -> runn
         return runner.outcome_of(run_id, settings=settings)
     # a settle step succeeds only once the payout is paid (handled above): here it failed or never ran
     return _execute(run_id, settings, wait_seconds, console)
-
-
-def _run_summary(s: Session, r: RunbookRun) -> dict[str, Any]:
-    """A run as people see it: ``interrupted`` when marked running but nobody holds its lease (a crash),
-    its last finished step and whether it moved money."""
-    from payops import recovery
-
-    return {"id": r.id, "sop": r.sop, "mode": r.mode, "status": runstate.shown_status(r), "created_at": r.created_at,
-            "finished_at": r.finished_at, "failed_step": r.failed_step,
-            "last_finished": recovery.last_finished(s, r.id),
-            "money_moved": recovery.money_moved(s, r), "params_hash": r.params_hash,
-            "parent_run_id": r.parent_run_id, "output_dir": r.output_dir, "manifest_sha256": r.manifest_sha256,
-            "lease_owner": r.lease_owner, "lease_expires_at": r.lease_expires_at}
-
-
-def list_runs(*, sop: str | None, limit: int) -> list[dict[str, Any]]:
-    from sqlalchemy import select
-
-    with session_scope() as s:
-        q = select(RunbookRun).order_by(RunbookRun.created_at.desc()).limit(limit)
-        if sop:
-            q = q.where(RunbookRun.sop == sop)
-        return [_run_summary(s, r) for r in s.scalars(q)]
-
-
-def show_run(run_id: str) -> dict[str, Any]:
-    with session_scope() as s:
-        run = runstate.get_run(s, run_id)
-        info = _run_summary(s, run) | {
-            "params": json.loads(run.params_json), "operator": run.operator, "error": run.error,
-            "detected_at": run.detected_at, "started_at": run.started_at,
-            "steps": [{"step": x.step, "status": x.status, "attempts": x.attempts, "notebook": x.notebook_path,
-                       "error": x.error, "finished_at": x.finished_at} for x in runstate.steps_of(s, run_id)],
-            "approvals": [a.as_dict() for a in runstate.approvals_for(s, run.params_hash).values()]
-            + [a.as_dict() for a in runstate.legacy_approvals(s, run.params_hash)],
-        }
-        go = s.get(GoLiveSignature, run_id)
-        info["golive"] = None if go is None else {
-            "operator": go.person_id, "key_fingerprint": go.key_fingerprint, "signed_at": go.signed_at.isoformat()}
-    return info
-
-
-def print_run(info: dict[str, Any], console: Console) -> None:
-    console.print(f"[bold]{info['id']}[/] {info['sop']} · {info['mode']} · [bold]{info['status']}[/]")
-    console.print(f"params sha256 {info['params_hash']} · operator {info['operator']}")
-    console.print(f"archive {info['output_dir']}")
-    console.print(f"last finished {info['last_finished'] or '—'} · money moved {info['money_moved']}")
-    if info["status"] == "interrupted":
-        console.print(f"interrupted: its process is gone (lease {info['lease_owner']}). Repeat the same approved "
-                      f"live command, or `payops runs resume {info['id']}`, to finish it", style="yellow",
-                      soft_wrap=True)
-    if info["error"]:
-        console.print(escape(info["error"]), style="red")
-    t = Table("step", "status", "attempts", "notebook")
-    for st in info["steps"]:
-        t.add_row(st["step"], st["status"], str(st["attempts"]), st["notebook"] or "")
-    console.print(t)
-    a = Table("role", "approver")
-    a.add_column("status", no_wrap=True)
-    for col in ("key", "decided (UTC)", "statement of run"):
-        a.add_column(col)
-    for ap in info["approvals"]:
-        a.add_row(ap["role"], ap["approver_id"], ap.get("status", "signed"), ap.get("key_fingerprint") or "—",
-                  ap["decided_at"][:19], ap["run_id"])
-    go = info.get("golive")
-    if go:
-        a.add_row("go-live", go["operator"], "signed", go["key_fingerprint"], go["signed_at"][:19], info["id"])
-    console.print(a)
-    console.print_json(json.dumps(info["params"]))

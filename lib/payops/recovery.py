@@ -17,35 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from payops import runstate
-from payops.db.models import ManualPayout, RunbookRun, TransferIntent
+from payops.db.models import RunbookRun, TransferIntent
 from payops.errors import ConcurrentRun
+from payops.runrecords import last_finished, money_moved  # Core; shared with `payops runs list`
 
 SOP = "manual_payout"
-
-
-def last_finished(s: Session, run_id: str) -> str | None:
-    """The last step that succeeded, in runbook order (None: none yet)."""
-    done = [x.step for x in runstate.steps_of(s, run_id) if x.status == "succeeded"]
-    return done[-1] if done else None
-
-
-def money_moved(s: Session, run: RunbookRun) -> str:
-    """Did this run move money? ``yes (tr_…)`` · ``unknown (…)`` · ``no`` · ``—`` (not a money-moving run)."""
-    if run.sop != SOP or run.mode == "dry-run":
-        return "—"
-    manual = s.scalar(select(ManualPayout).where(ManualPayout.run_id == run.id))
-    if manual is not None and manual.stripe_transfer_id:
-        return f"yes ({manual.stripe_transfer_id})"
-    intent = s.scalar(select(TransferIntent).where(TransferIntent.run_id == run.id))
-    if intent is None:
-        return "no"
-    if intent.status == "created":
-        return f"yes ({intent.stripe_transfer_id})"
-    if intent.status == "failed":
-        return "no (Stripe refused the transfer)"
-    if intent.attempts > 0:
-        return "unknown (Stripe may have it: resuming looks it up before sending)"
-    return "no"
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,7 @@ checked by ``payops.approvals``; this module only reads them.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,44 +18,20 @@ from sqlalchemy.orm import Session
 from payops.db.models import Approval, RunbookRun, RunbookStep, utcnow
 from payops.errors import ConcurrentRun, FieldProblem, PayopsError
 
+# the read side (Core, no ORM), re-exported: one definition each, shared with `payops runs list/show` and approve
+from payops.runrecords import (  # noqa: F401
+    SIGNED,
+    ApprovalView,
+    _holder_alive,
+    approvals_for,
+    lease_alive,
+    lease_owner,
+    legacy_approvals,
+    shown_status,
+)
+
 LEASE_SECONDS = 15 * 60
 ROLES = ("ops", "finance")
-
-
-def lease_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _holder_alive(owner: str | None) -> bool:
-    """A lease held by a dead process on this host is free; one on another host waits for expiry."""
-    if not owner:
-        return False
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError):
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def lease_alive(run: RunbookRun, *, now: datetime | None = None) -> bool:
-    """Is a process still executing this run? Its lease is unexpired and its holder not dead on this host."""
-    if run.status != "running" or not run.lease_owner:
-        return False
-    if run.lease_expires_at is not None and run.lease_expires_at < (now or utcnow()):
-        return False
-    return _holder_alive(run.lease_owner)
-
-
-def shown_status(run: RunbookRun) -> str:
-    """The status people see: ``interrupted`` for a run marked running whose lease is gone (crash, SIGKILL)."""
-    if run.status == "running" and not lease_alive(run):
-        return "interrupted"
-    return run.status
 
 
 def renew(s: Session, run_id: str) -> None:
@@ -144,54 +117,8 @@ def step_row(s: Session, run_id: str, step: str) -> RunbookStep:
 
 
 # --- approvals -----------------------------------------------------------------------------------
-# Signed approvals are written and verified by ``payops.approvals``; this is the read side the SOP
-# steps share. Only signed approvals count; rows recorded before signatures (``kind = 'unsigned'``)
-# are shown as "unsigned (legacy)" and never count.
-SIGNED = "sshsig"
-
-
-@dataclass(frozen=True)
-class ApprovalView:
-    role: str
-    approver_id: str
-    run_id: str
-    params_hash: str
-    decided_at: datetime
-    kind: str = SIGNED
-    key_fingerprint: str | None = None
-    statement: str | None = None
-    signature: str | None = None
-
-    @property
-    def signed(self) -> bool:
-        return self.kind == SIGNED
-
-    @property
-    def status(self) -> str:
-        return "signed" if self.signed else "unsigned (legacy)"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"role": self.role, "approver_id": self.approver_id, "run_id": self.run_id,
-                "params_hash": self.params_hash, "decided_at": self.decided_at.isoformat(),
-                "signed": self.signed, "status": self.status, "key_fingerprint": self.key_fingerprint}
-
-
-def _view(a: Approval) -> ApprovalView:
-    return ApprovalView(a.role, a.approver_id, a.run_id, a.params_hash, a.decided_at, a.kind, a.key_fingerprint,
-                        a.statement, a.signature)
-
-
-def approvals_for(s: Session, params_hash: str) -> dict[str, ApprovalView]:
-    """The signed approvals of these exact parameters, by role (legacy rows never count)."""
-    rows = s.scalars(select(Approval).where(Approval.params_hash == params_hash, Approval.kind == SIGNED))
-    return {a.role: _view(a) for a in rows}
-
-
-def legacy_approvals(s: Session, params_hash: str) -> list[ApprovalView]:
-    """Approvals recorded before signatures existed: shown as "unsigned (legacy)", never counted."""
-    rows = s.scalars(select(Approval).where(Approval.params_hash == params_hash, Approval.kind != SIGNED)
-                     .order_by(Approval.id))
-    return [_view(a) for a in rows]
+# Signed approvals are written and verified by ``payops.approvals``; the read side the SOP steps share
+# (``approvals_for``, ``legacy_approvals``, ``ApprovalView``) lives in ``payops.runrecords`` (Core).
 
 
 def approver_ids(approvals: dict[str, ApprovalView]) -> tuple[str | None, str | None]:

@@ -19,16 +19,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Row, select
 
-from payops import runstate
+from payops import runrecords
 from payops.approvals import APPROVER_ROLES, NAMESPACE, roster, sshkeys
 from payops.approvals import statement as stmt
 from payops.config import Settings
-from payops.db.models import GoLiveSignature, RunbookRun
+from payops.db import tables as t
 from payops.errors import FieldProblem
+
+if TYPE_CHECKING:
+    from payops.runrecords import Reader  # a Core connection or an ORM session
 
 CANDIDATES = 20  # newest runs tried when a signature comes without its statement file
 
@@ -53,7 +56,7 @@ class Signed:
     allowed_signers: str
 
 
-def roster_key(s: Session, sig: sshkeys.SignatureInfo, *, role: str, at: datetime, operator: str | None,
+def roster_key(s: Reader, sig: sshkeys.SignatureInfo, *, role: str, at: datetime, operator: str | None,
                settings: Settings,
                own: str = "the operator of these parameters: the operator cannot approve their own payout",
                ) -> roster.KeyAt:
@@ -77,19 +80,20 @@ def roster_key(s: Session, sig: sshkeys.SignatureInfo, *, role: str, at: datetim
     return k
 
 
-def _runs(s: Session, *, params_hash: str | None = None, subject_key: str | None = None,
-          not_hash: str | None = None) -> list[RunbookRun]:
-    q = select(RunbookRun).where(RunbookRun.sop == stmt.SOP).order_by(RunbookRun.created_at.desc()).limit(CANDIDATES)
+def _runs(s: Reader, *, params_hash: str | None = None, subject_key: str | None = None,
+          not_hash: str | None = None) -> list[Row[Any]]:
+    rr = t.runbook_runs
+    q = select(rr).where(rr.c.sop == stmt.SOP).order_by(rr.c.created_at.desc()).limit(CANDIDATES)
     if params_hash:
-        q = q.where(RunbookRun.params_hash == params_hash)
+        q = q.where(rr.c.params_hash == params_hash)
     if subject_key:
-        q = q.where(RunbookRun.subject_key == subject_key)
+        q = q.where(rr.c.subject_key == subject_key)
     if not_hash:
-        q = q.where(RunbookRun.params_hash != not_hash)
-    return list(s.scalars(q))
+        q = q.where(rr.c.params_hash != not_hash)
+    return list(s.execute(q))
 
 
-def _given_statement(s: Session, text: str, *, role: str, params_hash: str) -> str:
+def _given_statement(s: Reader, text: str, *, role: str, params_hash: str) -> str:
     """A statement file that came with the signature: for this role, these parameters, a real run, unedited."""
     try:
         h = stmt.parse(text)
@@ -100,7 +104,7 @@ def _given_statement(s: Session, text: str, *, role: str, params_hash: str) -> s
     if h.params_hash != params_hash:
         raise Refused(f"approves parameters sha256 {h.params_hash[:12]}… (run {h.run_id}), not these parameters "
                       f"({params_hash[:12]}…): an approval never carries over to other parameters")
-    run = s.get(RunbookRun, h.run_id)
+    run = s.execute(select(t.runbook_runs).where(t.runbook_runs.c.id == h.run_id)).first()
     if run is None or run.params_hash != params_hash:
         raise Refused(f"its statement names run {h.run_id}, which is not a run of these parameters")
     if text != stmt.for_run(s, run.id, role):
@@ -108,7 +112,7 @@ def _given_statement(s: Session, text: str, *, role: str, params_hash: str) -> s
     return text
 
 
-def verify_submission(s: Session, *, role: str, signature: str, statement: str | None, params_hash: str,
+def verify_submission(s: Reader, *, role: str, signature: str, statement: str | None, params_hash: str,
                       subject_key: str | None, operator: str | None, settings: Settings, at: datetime) -> Signed:
     """Check a new ops/finance signature for parameters ``params_hash`` at ``at``; Refused says why not.
 
@@ -147,7 +151,7 @@ def golive_statement(*, run_id: str, params: dict[str, object], params_hash: str
                       approvals=approvals)
 
 
-def verify_golive(s: Session, *, signature: str, text: str, operator: str | None, settings: Settings,
+def verify_golive(s: Reader, *, signature: str, text: str, operator: str | None, settings: Settings,
                   at: datetime, run_id: str, params_hash: str) -> Signed:
     """The operator's signature over the go-live statement ``text`` (already rebuilt by the caller)."""
     try:
@@ -163,7 +167,7 @@ def verify_golive(s: Session, *, signature: str, text: str, operator: str | None
                   line)
 
 
-def recheck(s: Session, a: runstate.ApprovalView, *, operator: str | None, settings: Settings) -> Signed:
+def recheck(s: Reader, a: runrecords.ApprovalView, *, operator: str | None, settings: Settings) -> Signed:
     """A recorded ops/finance approval, verified again against the roster as it stood at its ``decided_at``."""
     if not a.signed:
         raise Refused(f"unsigned (legacy) approval by {a.approver_id}: it never counts")
@@ -193,7 +197,7 @@ class RunApprovals:
     params_hash: str
     operator: str | None
     signed: dict[str, Signed] = field(default_factory=dict)  # ops, finance (and operator: the go-live)
-    legacy: list[runstate.ApprovalView] = field(default_factory=list)
+    legacy: list[runrecords.ApprovalView] = field(default_factory=list)
     problems: list[FieldProblem] = field(default_factory=list)  # ops + finance and dual control
     operator_problems: list[FieldProblem] = field(default_factory=list)  # the operator's roster entry, go-live
 
@@ -208,13 +212,13 @@ class RunApprovals:
         return "; ".join(parts) or "none"
 
 
-def approval_problems(s: Session, *, params_hash: str, operator: str | None, settings: Settings,
+def approval_problems(s: Reader, *, params_hash: str, operator: str | None, settings: Settings,
                       pending: dict[str, Signed] | None = None) -> RunApprovals:
     """The ops and finance approvals of ``params_hash`` (recorded, plus ``pending`` not yet recorded),
     re-verified, and dual control over them."""
     out = RunApprovals(params_hash, operator)
-    recorded = runstate.approvals_for(s, params_hash)
-    out.legacy = runstate.legacy_approvals(s, params_hash)
+    recorded = runrecords.approvals_for(s, params_hash)
+    out.legacy = runrecords.legacy_approvals(s, params_hash)
     for role in APPROVER_ROLES:
         a = recorded.get(role)
         if a is not None:
@@ -238,7 +242,7 @@ def approval_problems(s: Session, *, params_hash: str, operator: str | None, set
     return out
 
 
-def operator_problems(s: Session, operator: str | None, *, at: datetime, settings: Settings) -> list[FieldProblem]:
+def operator_problems(s: Reader, operator: str | None, *, at: datetime, settings: Settings) -> list[FieldProblem]:
     """The operator must be a roster person holding ``operator`` at ``at`` (not test-only in live mode)."""
     if operator is None:
         return [FieldProblem("operator", "no operator: pass --operator UUID or set PAYOPS_OPERATOR_ID")]
@@ -256,11 +260,11 @@ def operator_problems(s: Session, operator: str | None, *, at: datetime, setting
     return out
 
 
-def check_run(s: Session, *, run_id: str, settings: Settings, require_golive: bool) -> RunApprovals:
+def check_run(s: Reader, *, run_id: str, settings: Settings, require_golive: bool) -> RunApprovals:
     """A run's approvals, re-verified; with ``require_golive`` also the operator's go-live signature."""
-    run = runstate.get_run(s, run_id)
+    run = runrecords.run_row(s, run_id)
     out = approval_problems(s, params_hash=run.params_hash, operator=run.operator, settings=settings)
-    go = s.get(GoLiveSignature, run_id)
+    go = runrecords.golive_row(s, run_id)
     at = go.signed_at if go is not None else roster.now_s()
     out.operator_problems = operator_problems(s, run.operator, at=at, settings=settings)
     if go is None:

@@ -20,7 +20,6 @@ same transaction that creates the live run (``runner.prepare_run(..., on_created
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,53 +29,12 @@ from sqlalchemy.orm import Session
 
 from payops import runstate
 from payops.approvals import APPROVER_ROLES, checks, roster, sshkeys
+from payops.approvals.submission import Submission, load_submission  # its home is light: `payops approve` reads it
 from payops.config import Settings
 from payops.db import session_scope
 from payops.db.models import Approval, GoLiveSignature, RunbookRun
 from payops.errors import ApprovalMissing, FieldProblem, ParamsInvalid
 from payops.params import ManualPayoutParams
-
-_UUIDISH = re.compile(r"\{?[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}\}?")
-
-
-@dataclass(frozen=True)
-class Submission:
-    """A signature file handed to payops, with the statement file beside it when there is one."""
-
-    role: str
-    signature: str
-    statement: str | None
-    field: str
-    source: str
-
-
-def load_submission(role: str, value: str, field_name: str) -> Submission | FieldProblem:
-    """Read ``value`` (a .sig path) for ``role``; a FieldProblem naming ``field_name`` if it cannot be used.
-    The statement is read from the same path without ``.sig`` (what ``ssh-keygen -Y sign FILE`` leaves)."""
-    path = Path(value).expanduser()
-    if not path.is_file():
-        if _UUIDISH.fullmatch(value.strip()):
-            return FieldProblem(field_name, f"{value!r} is an approver id, not a signature: a typed id proves "
-                                            f"nothing. The {role} approver signs the run's statement (`payops approve "
-                                            f"RUN_ID --role {role} --key …`, or --statement-only and ssh-keygen -Y "
-                                            "sign) and you pass the .sig file")
-        return FieldProblem(field_name, f"{value}: no such signature file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return FieldProblem(field_name, f"{value}: cannot read it ({exc.__class__.__name__})")
-    try:
-        sshkeys.parse_signature(text)
-    except sshkeys.KeyProblem as exc:
-        return FieldProblem(field_name, f"{value}: {exc}")
-    statement = None
-    if path.suffix == ".sig" and path.with_suffix("").is_file():
-        try:
-            statement = path.with_suffix("").read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            return FieldProblem(field_name, f"{path.with_suffix('')}: cannot read the statement "
-                                            f"({exc.__class__.__name__})")
-    return Submission(role, text, statement, field_name, value)
 
 
 def load_flags(approvals: dict[str, str]) -> dict[str, Submission]:

@@ -12,7 +12,9 @@ Invariants:
 - input is validated before anything is written: each problem names its option.
 
 ``key_at`` answers "who did this key belong to, and what could they do, at time T" — the question
-every signature check asks about the moment the approval was given.
+every signature check asks about the moment the approval was given. The readers a signature check
+uses (``key_at``, ``roles_at``, ``person_state``) query :mod:`payops.db.tables` with Core and take a
+Core connection or an ORM session (``payops approve`` starts without the ORM); the changes use the ORM.
 """
 
 from __future__ import annotations
@@ -23,17 +25,23 @@ import re
 import socket
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Row, select
 
 from payops.approvals import ROLES
 from payops.approvals.sshkeys import PublicKey
 from payops.config import Settings
-from payops.db.models import ApproverKey, ApproverPerson, ApproverRole, RosterEvent, utcnow
+from payops.db import tables as t
+from payops.db.tables import utcnow
 from payops.errors import FieldProblem, ParamsInvalid
 from payops.params import canonical_uuid
+
+if TYPE_CHECKING:  # the ORM classes are imported by the functions that change the roster: reading needs Core only
+    from sqlalchemy.orm import Session
+
+    from payops.db.models import RosterEvent
+    from payops.runrecords import Reader  # a Core connection or an ORM session
 
 _NAME_BAD = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 
@@ -111,25 +119,27 @@ def _active(start: datetime, end: datetime | None, at: datetime) -> bool:
     return start <= at and (end is None or at < end)
 
 
-def roles_at(s: Session, person_id: str, at: datetime) -> frozenset[str]:
-    rows = s.scalars(select(ApproverRole).where(ApproverRole.person_id == person_id))
-    return frozenset(r.role for r in rows if _active(r.granted_at, r.revoked_at, at))
+def roles_at(s: Reader, person_id: str, at: datetime) -> frozenset[str]:
+    r = t.approver_roles
+    rows = s.execute(select(r).where(r.c.person_id == person_id))
+    return frozenset(x.role for x in rows if _active(x.granted_at, x.revoked_at, at))
 
 
-def key_at(s: Session, fingerprint: str, at: datetime) -> KeyAt | None:
+def key_at(s: Reader, fingerprint: str, at: datetime) -> KeyAt | None:
     """The roster key with this fingerprint and its person at ``at``; None if it was never enrolled."""
-    k = s.scalar(select(ApproverKey).where(ApproverKey.fingerprint == fingerprint))
+    k = s.execute(select(t.approver_keys).where(t.approver_keys.c.fingerprint == fingerprint)).first()
     if k is None:
         return None
-    p = s.get(ApproverPerson, k.person_id)
+    p = s.execute(select(t.approver_people).where(t.approver_people.c.id == k.person_id)).first()
     assert p is not None  # foreign key
     return KeyAt(at=at, key=PublicKey(k.key_type, k.public_key, k.comment or ""), person_id=p.id,
                  person_name=p.name, test_only=p.test_only, added_at=k.added_at, key_revoked_at=k.revoked_at,
                  person_revoked_at=p.revoked_at, roles=roles_at(s, p.id, at))
 
 
-def person_state(s: Session, person_id: str, at: datetime) -> tuple[ApproverPerson | None, frozenset[str]]:
-    p = s.get(ApproverPerson, person_id)
+def person_state(s: Reader, person_id: str, at: datetime) -> tuple[Row[Any] | None, frozenset[str]]:
+    """The person's roster row (None: never enrolled) and the roles they held at ``at``."""
+    p = s.execute(select(t.approver_people).where(t.approver_people.c.id == person_id)).first()
     if p is None or (p.revoked_at is not None and p.revoked_at <= at) or p.created_at > at:
         return p, frozenset()
     return p, roles_at(s, person_id, at)
@@ -157,6 +167,8 @@ class PersonView:
 
 
 def people(s: Session, *, include_revoked: bool = True) -> list[PersonView]:
+    from payops.db.models import ApproverKey, ApproverPerson, ApproverRole
+
     out: list[PersonView] = []
     for p in s.scalars(select(ApproverPerson).order_by(ApproverPerson.name, ApproverPerson.id)):
         if p.revoked_at is not None and not include_revoked:
@@ -174,6 +186,8 @@ def people(s: Session, *, include_revoked: bool = True) -> list[PersonView]:
 
 
 def events(s: Session, *, limit: int = 100, person_id: str | None = None) -> list[RosterEvent]:
+    from payops.db.models import RosterEvent
+
     q = select(RosterEvent).order_by(RosterEvent.id.desc()).limit(limit)
     if person_id:
         q = q.where(RosterEvent.person_id == person_id)
@@ -182,6 +196,8 @@ def events(s: Session, *, limit: int = 100, person_id: str | None = None) -> lis
 
 def allowed_signers_now(s: Session) -> str:
     """The active roster as an allowed_signers file (one line per active key of an active person)."""
+    from payops.db.models import ApproverKey
+
     at = now_s()
     lines = []
     for k in s.scalars(select(ApproverKey).where(ApproverKey.revoked_at.is_(None)).order_by(ApproverKey.id)):
@@ -212,6 +228,8 @@ def _name_problem(name: str) -> FieldProblem | None:
 
 
 def _event(s: Session, *, at: datetime, by: str, action: str, person_id: str, **detail: Any) -> None:
+    from payops.db.models import RosterEvent
+
     s.add(RosterEvent(at=at, actor=by, actor_login=actor_login(), action=action, person_id=person_id,
                       detail_json=json.dumps(detail, sort_keys=True, default=str)))
 
@@ -229,6 +247,8 @@ def enroll(s: Session, *, person_id: str, name: str | None, roles: list[str], ke
     """Add a person, or roles and a key to an enrolled person. Validates everything first; writes nothing
     when any problem is found (each names its option). ``problems`` are the caller's own (e.g. a key file
     that did not parse), reported together with these."""
+    from payops.db.models import ApproverKey, ApproverPerson, ApproverRole
+
     problems = list(problems or [])
     key_given = key is not None or any(p.field == "--key" for p in problems)
     pid, p1 = _uuid_problem(person_id, "--id")
@@ -295,6 +315,8 @@ def revoke(s: Session, *, person_id: str, role: str | None, fingerprint: str | N
            by: str | None) -> list[str]:
     """Close a key's, a role's or (neither given) a person's window — and all their keys and roles.
     Returns what was revoked; history stays."""
+    from payops.db.models import ApproverKey, ApproverPerson, ApproverRole
+
     problems: list[FieldProblem] = []
     pid, p1 = _uuid_problem(person_id, "PERSON_ID")
     actor, p2 = _uuid_problem(by or "", "--by") if by else (None, FieldProblem(

@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from payops.approvals import APPROVER_ROLES, NAMESPACE, ROLES
 from payops.errors import PayopsError
 from payops.params import canonical_sha256
+
+if TYPE_CHECKING:
+    from payops.runrecords import Reader  # a Core connection or an ORM session
 
 HEADER = "payops approval statement v1"
 SOP = "manual_payout"
@@ -118,11 +119,11 @@ def parse(text: str) -> Header:
     return Header(run_id=vals[1], sop=vals[2], role=vals[3], params_hash=vals[4], params=params)
 
 
-def for_run(s: Session, run_id: str, role: str) -> str:
+def for_run(s: Reader, run_id: str, role: str) -> str:
     """The ops/finance statement payops shows for ``run_id`` (a manual payout run with an operator)."""
-    from payops.runstate import get_run
+    from payops.runrecords import run_row
 
-    run = get_run(s, run_id)
+    run = run_row(s, run_id)
     if run.sop != SOP:
         raise PayopsError(f"run {run_id} is a {run.sop} run: approvals are for manual payout runs")
     return build(run_id=run.id, role=role, params=business_params(run.params_json), params_hash=run.params_hash)

@@ -12,7 +12,7 @@ Three ways, one check:
 The approval is recorded only when ``checks.verify_submission`` accepts it, its person does not
 already hold the other role for these parameters, and no one else gave this role. Nothing is
 written otherwise; the error names the option and what was wrong. Imports stay light (no pandas,
-papermill or runner): the command starts fast.
+papermill, runner or ORM: Core queries on ``payops.db.tables``): the command starts fast.
 """
 
 from __future__ import annotations
@@ -22,15 +22,16 @@ from pathlib import Path
 from typing import TextIO
 
 from rich.console import Console
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
-from payops import runstate
+from payops import runrecords
 from payops.approvals import APPROVER_ROLES, checks, roster, sshkeys
 from payops.approvals import statement as stmt
-from payops.approvals.golive import load_submission
+from payops.approvals.submission import load_submission
 from payops.config import Settings, get_settings
-from payops.db import session_scope
-from payops.db.models import Approval
+from payops.db import connection_scope
+from payops.db import tables as t
 from payops.errors import ApprovalMissing, FieldProblem, ParamsInvalid
 
 
@@ -46,8 +47,8 @@ def _statement(run_id: str, role: str, settings: Settings) -> tuple[str, str, st
     """(statement, params hash, operator) of ``run_id`` for ``role``; refuses runs nobody can approve."""
     if (bad := _role_problem(role)) is not None:
         raise ParamsInvalid(bad, "approval")
-    with session_scope(settings) as s:
-        run = runstate.get_run(s, run_id)
+    with connection_scope(settings) as s:
+        run = runrecords.run_row(s, run_id)
         if run.operator is None:
             raise ParamsInvalid(FieldProblem("RUN_ID", f"run {run_id} names no operator, so a live run could never use "
                                                        "its approvals: start a dry run with --operator (or "
@@ -55,12 +56,11 @@ def _statement(run_id: str, role: str, settings: Settings) -> tuple[str, str, st
         return stmt.for_run(s, run_id, role), run.params_hash, run.operator
 
 
-def record(s: object, signed: checks.Signed, *, field: str, note: str | None) -> tuple[runstate.ApprovalView, bool]:
-    """Write a verified approval unless this person already gave it. Returns (approval, newly written)."""
-    from sqlalchemy.orm import Session
-
-    assert isinstance(s, Session)
-    existing = runstate.approvals_for(s, signed.params_hash)
+def record(s: runrecords.Reader, signed: checks.Signed, *, field: str,
+           note: str | None) -> tuple[runrecords.ApprovalView, bool]:
+    """Write a verified approval unless this person already gave it (``s``: a Core connection or an ORM
+    session, in the caller's transaction). Returns (approval, newly written)."""
+    existing = runrecords.approvals_for(s, signed.params_hash)
     same = existing.get(signed.role)
     if same is not None:
         if same.approver_id == signed.person_id:
@@ -72,23 +72,24 @@ def record(s: object, signed: checks.Signed, *, field: str, note: str | None) ->
             raise ParamsInvalid(FieldProblem(field, f"{signed.person_name} ({signed.person_id}) already approved these "
                                                     f"parameters as {other.role}: the two approvers must differ (two "
                                                     "different people)"), "approval")
-    row = Approval(run_id=signed.statement_run_id, params_hash=signed.params_hash, role=signed.role,
-                   approver_id=signed.person_id, decided_at=signed.at, note=note, kind=runstate.SIGNED,
-                   key_fingerprint=signed.fingerprint, statement=signed.statement, signature=signed.signature)
-    s.add(row)
+    view = runrecords.ApprovalView(signed.role, signed.person_id, signed.statement_run_id, signed.params_hash,
+                                   signed.at, runrecords.SIGNED, signed.fingerprint, signed.statement,
+                                   signed.signature)
     try:
-        s.flush()
+        s.execute(insert(t.approvals).values(
+            run_id=view.run_id, params_hash=view.params_hash, role=view.role, approver_id=view.approver_id,
+            decided_at=view.decided_at, note=note, kind=view.kind, key_fingerprint=view.key_fingerprint,
+            statement=view.statement, signature=view.signature))
     except IntegrityError:
         raise ApprovalMissing(f"the {signed.role} approval for these parameters was recorded concurrently; "
                               "check `payops runs show`") from None
-    return runstate.ApprovalView(row.role, row.approver_id, row.run_id, row.params_hash, row.decided_at, row.kind,
-                                 row.key_fingerprint, row.statement, row.signature), True
+    return view, True
 
 
 def approve(run_id: str, *, role: str, key: Path | None = None, signature: Path | None = None,
             statement_file: Path | None = None, statement_only: bool = False, note: str | None = None,
             yes: bool = True, console: Console | None = None, out: TextIO | None = None,
-            settings: Settings | None = None) -> runstate.ApprovalView | None:
+            settings: Settings | None = None) -> runrecords.ApprovalView | None:
     """The ``payops approve`` flow (see the module docstring). Returns the approval (None for --statement-only)."""
     settings = settings or get_settings()
     early = [p for p in (_role_problem(role),) if p]
@@ -130,8 +131,8 @@ def approve(run_id: str, *, role: str, key: Path | None = None, signature: Path 
             except (OSError, UnicodeDecodeError) as exc:
                 raise ParamsInvalid(FieldProblem("--statement", f"cannot read {statement_file}: {exc}"),
                                     "approval") from None
-    with session_scope(settings) as s:
-        run = runstate.get_run(s, run_id)
+    with connection_scope(settings) as s:
+        run = runrecords.run_row(s, run_id)
         try:
             signed = checks.verify_submission(s, role=role, signature=sig_text, statement=given,
                                               params_hash=params_hash, subject_key=run.subject_key, operator=operator,
@@ -139,7 +140,7 @@ def approve(run_id: str, *, role: str, key: Path | None = None, signature: Path 
         except checks.Refused as exc:
             raise ParamsInvalid(FieldProblem(field, f"{source}: {exc}"), "approval") from None
         view, new = record(s, signed, field=field, note=note)
-        have = runstate.approvals_for(s, params_hash)
+        have = runrecords.approvals_for(s, params_hash)
     verb = "recorded" if new else "was already recorded"
     console.print(f"[green]✔[/] {view.role} approval by {signed.person_name} ({view.approver_id}), key "
                   f"{view.key_fingerprint}, {verb} at {view.decided_at:%Y-%m-%d %H:%M:%S}Z", soft_wrap=True)

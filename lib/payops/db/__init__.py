@@ -3,23 +3,30 @@
 ``PAYOPS_DATABASE_URL`` selects the database (SQLite file under ``var/`` by default; PostgreSQL via
 psycopg 3: ``postgresql+psycopg://user@host/db``). Every command that needs the schema calls
 :func:`require_schema`, which says clearly when migrations have not been applied.
+
+:func:`session_scope` is an ORM transaction; :func:`connection_scope` a Core one (no ``sqlalchemy.orm``
+import: what the quick commands use with :mod:`payops.db.tables`).
 """
 
 from __future__ import annotations
 
 import ast
 import functools
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
 
 from payops.config import Settings, get_settings
 from payops.errors import ConfigError
+
+if TYPE_CHECKING:  # the ORM is imported by session_scope, not here: `payops runs list` and `approve` use Core
+    from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _engines: dict[str, Engine] = {}
@@ -95,6 +102,24 @@ def head_revision() -> str:
     return head
 
 
+_FIRST_DEF = re.compile(r"^(?:@|def |async def |class )", re.M)
+_REVISION_LINE = re.compile(r"^(?:revision|down_revision|branch_labels|depends_on)\b", re.M)
+
+
+def _header(source: str) -> ast.Module:
+    """The top-level statements of a migration script before its first function or class — where Alembic's
+    revision variables are — parsed without the (long) ``upgrade``/``downgrade`` bodies: the same
+    assignments as the whole script's. The whole script is parsed when a revision variable is assigned
+    after the first definition, or when the cut does not parse on its own."""
+    cut = _FIRST_DEF.search(source)
+    if cut is not None and not _REVISION_LINE.search(source, cut.start()):
+        try:
+            return ast.parse(source[:cut.start()])
+        except SyntaxError:
+            pass
+    return ast.parse(source)
+
+
 @functools.cache
 def _script_heads() -> frozenset[str] | None:
     """The revisions no migration script names as its ``down_revision`` — read with ``ast`` instead of
@@ -105,7 +130,7 @@ def _script_heads() -> frozenset[str] | None:
     downs: set[str] = set()
     for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
         values: dict[str, object] = {}
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        for node in _header(path.read_text(encoding="utf-8")).body:
             target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else (
                 node.target if isinstance(node, ast.AnnAssign) else None)
             if isinstance(target, ast.Name) and node.value is not None:  # type: ignore[union-attr]
@@ -185,6 +210,8 @@ _sessionmakers: dict[int, sessionmaker[Session]] = {}
 @contextmanager
 def session_scope(settings: Settings | None = None, *, url: str | None = None) -> Iterator[Session]:
     """A transaction: committed on success, rolled back (and re-raised) on any error."""
+    from sqlalchemy.orm import sessionmaker
+
     eng = require_schema(url or (settings or get_settings()).database_url)
     maker = _sessionmakers.get(id(eng))
     if maker is None:
@@ -198,6 +225,15 @@ def session_scope(settings: Settings | None = None, *, url: str | None = None) -
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def connection_scope(settings: Settings | None = None, *, url: str | None = None) -> Iterator[Connection]:
+    """:func:`session_scope` without the ORM: a Core connection in a transaction, committed on success,
+    rolled back (and re-raised) on any error — for the quick commands' queries on :mod:`payops.db.tables`."""
+    eng = require_schema(url or (settings or get_settings()).database_url)
+    with eng.begin() as conn:
+        yield conn
 
 
 def table_names(url: str | None = None) -> list[str]:

@@ -1,66 +1,35 @@
 """SQLAlchemy 2.0 models: the reference ledger schema plus payops' own state.
 
+The runner's state and the approver roster are Core tables in :mod:`payops.db.tables` (the quick
+commands query them without the ORM); their classes here are mapped onto those tables (``__table__``).
+
 Amounts are BIGINT minor units with a 3-letter currency column, everywhere. Timestamps are stored
 as timezone-aware UTC. UUIDs are stored as 36-character strings so SQLite and PostgreSQL agree.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
 
-NAMING = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Always timezone-aware UTC in Python, whatever the backend stores."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-UUID = String(36)
+from payops.db import tables
+from payops.db.tables import NAMING, UUID, UTCDateTime, utcnow  # noqa: F401  (NAMING: re-exported, its home is tables)
 
 
 class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
+    metadata = tables.metadata
 
 
 # --- the reference ledger ----------------------------------------------------------------------
@@ -217,71 +186,72 @@ class OpsFlag(Base):
 # --- the SOP's audit table ---------------------------------------------------------------------
 class ManualPayout(Base):
     __tablename__ = "manual_payouts"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[str] = mapped_column(UUID, unique=True)
-    incident_id: Mapped[str] = mapped_column(String(64), index=True)
-    studio_id: Mapped[str] = mapped_column(UUID, index=True)
-    studio_name: Mapped[str] = mapped_column(String(200))
-    ledger_payout_id: Mapped[str] = mapped_column(UUID, unique=True)  # one manual payout per ledger payout
-    amount: Mapped[int] = mapped_column(BigInteger)
-    currency: Mapped[str] = mapped_column(String(3))
-    reserve_after: Mapped[int] = mapped_column(BigInteger)
-    reason: Mapped[str] = mapped_column(Text)
-    destination_account: Mapped[str] = mapped_column(String(64))
-    notes: Mapped[str | None] = mapped_column(Text)
-    stripe_transfer_id: Mapped[str] = mapped_column(String(64), unique=True)
-    idempotency_key: Mapped[str] = mapped_column(String(255))
-    stripe_request_id: Mapped[str | None] = mapped_column(String(64))
-    approver_ops_id: Mapped[str] = mapped_column(UUID)
-    approver_finance_id: Mapped[str] = mapped_column(UUID)
-    operator: Mapped[str] = mapped_column(String(64))
-    is_rehearsal: Mapped[bool] = mapped_column(Boolean, default=False)
-    status: Mapped[str] = mapped_column(String(16))  # transferred · settled · failed
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    transferred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    archive_manifest_sha256: Mapped[str | None] = mapped_column(String(64))
+    __table__ = tables.manual_payouts
+    id: Mapped[int]
+    run_id: Mapped[str]
+    incident_id: Mapped[str]
+    studio_id: Mapped[str]
+    studio_name: Mapped[str]
+    ledger_payout_id: Mapped[str]
+    amount: Mapped[int]
+    currency: Mapped[str]
+    reserve_after: Mapped[int]
+    reason: Mapped[str]
+    destination_account: Mapped[str]
+    notes: Mapped[str | None]
+    stripe_transfer_id: Mapped[str]
+    idempotency_key: Mapped[str]
+    stripe_request_id: Mapped[str | None]
+    approver_ops_id: Mapped[str]
+    approver_finance_id: Mapped[str]
+    operator: Mapped[str]
+    is_rehearsal: Mapped[bool]
+    status: Mapped[str]
+    created_at: Mapped[datetime]
+    transferred_at: Mapped[datetime | None]
+    settled_at: Mapped[datetime | None]
+    archive_manifest_sha256: Mapped[str | None]
 
 
 # --- the runner's own state --------------------------------------------------------------------
 class RunbookRun(Base):
     __tablename__ = "runbook_runs"
-    id: Mapped[str] = mapped_column(UUID, primary_key=True)
-    sop: Mapped[str] = mapped_column(String(64), index=True)
-    mode: Mapped[str] = mapped_column(String(16))  # dry-run · live · rehearsal
-    status: Mapped[str] = mapped_column(String(16), index=True)  # created · running · failed · succeeded
-    params_json: Mapped[str] = mapped_column(Text)
-    params_hash: Mapped[str] = mapped_column(String(64), index=True)
-    subject_key: Mapped[str | None] = mapped_column(String(128), index=True)  # e.g. the ledger payout id
-    parent_run_id: Mapped[str | None] = mapped_column(UUID)
-    operator: Mapped[str | None] = mapped_column(String(64))
-    output_dir: Mapped[str | None] = mapped_column(Text)
-    error: Mapped[str | None] = mapped_column(Text)
-    failed_step: Mapped[str | None] = mapped_column(String(64))
-    manifest_sha256: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    detected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # who is executing the run now (host:pid) and until when; a dead or expired holder may be taken over
-    lease_owner: Mapped[str | None] = mapped_column(String(128))
-    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    __table__ = tables.runbook_runs
+    id: Mapped[str]
+    sop: Mapped[str]
+    mode: Mapped[str]
+    status: Mapped[str]
+    params_json: Mapped[str]
+    params_hash: Mapped[str]
+    subject_key: Mapped[str | None]
+    parent_run_id: Mapped[str | None]
+    operator: Mapped[str | None]
+    output_dir: Mapped[str | None]
+    error: Mapped[str | None]
+    failed_step: Mapped[str | None]
+    manifest_sha256: Mapped[str | None]
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    detected_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None]
+    lease_expires_at: Mapped[datetime | None]
 
 
 class RunbookStep(Base):
     __tablename__ = "runbook_steps"
-    __table_args__ = (UniqueConstraint("run_id", "step"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[str] = mapped_column(ForeignKey("runbook_runs.id"), index=True)
-    step: Mapped[str] = mapped_column(String(64))
-    position: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16))  # pending · running · succeeded · failed · skipped
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    notebook_path: Mapped[str | None] = mapped_column(Text)
-    result_json: Mapped[str | None] = mapped_column(Text)
-    error: Mapped[str | None] = mapped_column(Text)
-    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    __table__ = tables.runbook_steps
+    id: Mapped[int]
+    run_id: Mapped[str]
+    step: Mapped[str]
+    position: Mapped[int]
+    status: Mapped[str]
+    attempts: Mapped[int]
+    notebook_path: Mapped[str | None]
+    result_json: Mapped[str | None]
+    error: Mapped[str | None]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
 
 
 class ArchiveSeal(Base):
@@ -324,61 +294,64 @@ class Approval(Base):
     roster (0004); ``unsigned``: recorded before signatures existed — shown as legacy, never counted."""
 
     __tablename__ = "approvals"
-    __table_args__ = (UniqueConstraint("params_hash", "role", "kind"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[str] = mapped_column(ForeignKey("runbook_runs.id"), index=True)  # the run the statement named
-    params_hash: Mapped[str] = mapped_column(String(64), index=True)
-    role: Mapped[str] = mapped_column(String(16))  # ops · finance
-    approver_id: Mapped[str] = mapped_column(UUID)
-    decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    note: Mapped[str | None] = mapped_column(Text)
-    kind: Mapped[str] = mapped_column(String(16), server_default="unsigned")  # sshsig · unsigned (legacy)
-    key_fingerprint: Mapped[str | None] = mapped_column(String(100))
-    statement: Mapped[str | None] = mapped_column(Text)
-    signature: Mapped[str | None] = mapped_column(Text)
+    __table__ = tables.approvals
+    id: Mapped[int]
+    run_id: Mapped[str]
+    params_hash: Mapped[str]
+    role: Mapped[str]
+    approver_id: Mapped[str]
+    decided_at: Mapped[datetime]
+    note: Mapped[str | None]
+    kind: Mapped[str]
+    key_fingerprint: Mapped[str | None]
+    statement: Mapped[str | None]
+    signature: Mapped[str | None]
 
 
 # --- the approver roster (0004): rows are revoked, never deleted; every change is a roster event --------
 class ApproverPerson(Base):
     __tablename__ = "approver_people"
-    id: Mapped[str] = mapped_column(UUID, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    test_only: Mapped[bool] = mapped_column(Boolean, default=False)  # generated keys (demo, tests): never live
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    created_by: Mapped[str] = mapped_column(String(64))
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    revoked_by: Mapped[str | None] = mapped_column(String(64))
-    revoke_reason: Mapped[str | None] = mapped_column(Text)
+    __table__ = tables.approver_people
+    id: Mapped[str]
+    name: Mapped[str]
+    test_only: Mapped[bool]
+    created_at: Mapped[datetime]
+    created_by: Mapped[str]
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None]
+    revoke_reason: Mapped[str | None]
 
 
 class ApproverRole(Base):
     """A role held by a person over a window [granted_at, revoked_at)."""
 
     __tablename__ = "approver_roles"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    person_id: Mapped[str] = mapped_column(ForeignKey("approver_people.id"), index=True)
-    role: Mapped[str] = mapped_column(String(16))  # ops · finance · operator
-    granted_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    granted_by: Mapped[str] = mapped_column(String(64))
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    revoked_by: Mapped[str | None] = mapped_column(String(64))
+    __table__ = tables.approver_roles
+    id: Mapped[int]
+    person_id: Mapped[str]
+    role: Mapped[str]
+    granted_at: Mapped[datetime]
+    granted_by: Mapped[str]
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None]
 
 
 class ApproverKey(Base):
     """An SSH public key of a person, active over [added_at, revoked_at)."""
 
     __tablename__ = "approver_keys"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    person_id: Mapped[str] = mapped_column(ForeignKey("approver_people.id"), index=True)
-    key_type: Mapped[str] = mapped_column(String(64))
-    public_key: Mapped[str] = mapped_column(Text)  # base64 blob, as in a .pub file
-    comment: Mapped[str | None] = mapped_column(String(200))
-    fingerprint: Mapped[str] = mapped_column(String(100), unique=True)  # SHA256:… as ssh-keygen -l prints it
-    added_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    added_by: Mapped[str] = mapped_column(String(64))
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    revoked_by: Mapped[str | None] = mapped_column(String(64))
-    revoke_reason: Mapped[str | None] = mapped_column(Text)
+    __table__ = tables.approver_keys
+    id: Mapped[int]
+    person_id: Mapped[str]
+    key_type: Mapped[str]
+    public_key: Mapped[str]
+    comment: Mapped[str | None]
+    fingerprint: Mapped[str]
+    added_at: Mapped[datetime]
+    added_by: Mapped[str]
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None]
+    revoke_reason: Mapped[str | None]
 
 
 class RosterEvent(Base):
@@ -398,13 +371,14 @@ class GoLiveSignature(Base):
     """The operator's signed go-live statement for one live (or rehearsal) run."""
 
     __tablename__ = "golive_signatures"
-    run_id: Mapped[str] = mapped_column(ForeignKey("runbook_runs.id"), primary_key=True)
-    params_hash: Mapped[str] = mapped_column(String(64))
-    person_id: Mapped[str] = mapped_column(UUID)
-    key_fingerprint: Mapped[str] = mapped_column(String(100))
-    statement: Mapped[str] = mapped_column(Text)
-    signature: Mapped[str] = mapped_column(Text)
-    signed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    __table__ = tables.golive_signatures
+    run_id: Mapped[str]
+    params_hash: Mapped[str]
+    person_id: Mapped[str]
+    key_fingerprint: Mapped[str]
+    statement: Mapped[str]
+    signature: Mapped[str]
+    signed_at: Mapped[datetime]
 
 
 class TransferIntent(Base):
@@ -412,20 +386,20 @@ class TransferIntent(Base):
     makes a second concurrent run for the same ledger payout impossible."""
 
     __tablename__ = "transfer_intents"
-    ledger_payout_id: Mapped[str] = mapped_column(UUID, primary_key=True)
-    run_id: Mapped[str] = mapped_column(ForeignKey("runbook_runs.id"), index=True)
-    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
-    amount: Mapped[int] = mapped_column(BigInteger)
-    currency: Mapped[str] = mapped_column(String(3))
-    destination: Mapped[str] = mapped_column(String(64))
-    # intent (about to call Stripe / outcome unknown) · created · failed (Stripe said no: no money moved)
-    status: Mapped[str] = mapped_column(String(16))
-    stripe_transfer_id: Mapped[str | None] = mapped_column(String(64), unique=True)
-    stripe_request_id: Mapped[str | None] = mapped_column(String(64))
-    error: Mapped[str | None] = mapped_column(Text)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    __table__ = tables.transfer_intents
+    ledger_payout_id: Mapped[str]
+    run_id: Mapped[str]
+    idempotency_key: Mapped[str]
+    amount: Mapped[int]
+    currency: Mapped[str]
+    destination: Mapped[str]
+    status: Mapped[str]
+    stripe_transfer_id: Mapped[str | None]
+    stripe_request_id: Mapped[str | None]
+    error: Mapped[str | None]
+    attempts: Mapped[int]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 # --- reconciliation, monitoring ----------------------------------------------------------------
