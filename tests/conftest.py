@@ -59,6 +59,26 @@ def _worker_private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         os.environ.pop("PAYOPS_RECON_CACHE_DIR", None)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _kernel_template() -> Iterator[None]:
+    """One kernel template per test process (payops.kernelfork), with every runbook's imports, joined by the
+    CLI processes tests start (``PAYOPS_KERNEL_TEMPLATE``) — as a runner inside a kernel joins its runner's.
+    Their kernels still end with the process that asked for them (each watches its runner's pid)."""
+    from payops import kernelfork, pipeline, runner
+
+    template = kernelfork.shared_template(
+        pipeline.preload_lines(p for folder in set(runner.NOTEBOOK_DIRS.values()) for p in folder.glob("*.ipynb")),
+        wait=False)
+    if template is None or kernelfork.ENV_TEMPLATE in os.environ:
+        yield
+        return
+    os.environ[kernelfork.ENV_TEMPLATE] = template.path
+    try:
+        yield
+    finally:
+        os.environ.pop(kernelfork.ENV_TEMPLATE, None)
+
+
 @pytest.fixture(scope="session")
 def in_ci() -> bool:
     """``CI=true``: a missing service or browser is a failure, not a skip.

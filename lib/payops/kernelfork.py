@@ -39,6 +39,9 @@ from collections.abc import Iterable
 from typing import Any
 
 ENV_SWITCH = "PAYOPS_KERNEL_FORK"
+# a template another process started, to join instead of starting one (given to every forked kernel, so a
+# runner inside a kernel — the rehearsal's — forks its kernels from the same template)
+ENV_TEMPLATE = "PAYOPS_KERNEL_TEMPLATE"
 # what every kernel imports before its first cell: paid once in the template
 KERNEL_IMPORTS = (
     "import ipykernel.kernelapp",
@@ -62,21 +65,8 @@ class TemplateUnavailable(RuntimeError):
 
 
 # --- the template process ---------------------------------------------------------------------------
-def _read_line(fd: int, buf: bytearray) -> bytes | None:
-    while b"\n" not in buf:
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            return None
-        buf += chunk
-    line, _, rest = bytes(buf).partition(b"\n")
-    buf[:] = rest
-    return line
-
-
-def _write_line(fd: int, obj: dict[str, Any]) -> None:
-    data = (json.dumps(obj) + "\n").encode()
-    while data:
-        data = data[os.write(fd, data):]
+def _line(obj: dict[str, Any]) -> bytes:
+    return (json.dumps(obj) + "\n").encode()
 
 
 def _preload(code: str) -> str | None:
@@ -89,13 +79,29 @@ def _preload(code: str) -> str | None:
     return None
 
 
+def _watch_runner(pid: int) -> None:
+    """In a kernel: end it when the runner that asked for it ends (SIGKILL included) — the kernel's parent
+    is the template, which may serve other runners and outlive this one."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        os._exit(1)
+
+    def wait() -> None:
+        select.select([fd], [], [])
+        os._exit(1)
+
+    threading.Thread(target=wait, name="payops-runner-watch", daemon=True).start()
+
+
 def _become_kernel(request: dict[str, Any], fds: Iterable[int]) -> None:
     """In the forked child: turn into ``python -m ipykernel_launcher ARGS`` with the request's environment
     and working directory. Never returns."""
     code = 1
     try:
         for fd in fds:
-            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
         os.setsid()  # its own process group: jupyter_client signals the group, as for a launched kernel
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
@@ -103,6 +109,8 @@ def _become_kernel(request: dict[str, Any], fds: Iterable[int]) -> None:
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.close(devnull)
+        if request.get("runner_pid"):
+            _watch_runner(int(request["runner_pid"]))
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
@@ -112,7 +120,7 @@ def _become_kernel(request: dict[str, Any], fds: Iterable[int]) -> None:
         from ipykernel.kernelapp import IPKernelApp
 
         # parent_handle's default was read from JPY_PARENT_PID when the template imported ipykernel: the
-        # kernel's parent is the template, whose end (with the runner's) ends the kernel
+        # kernel's parent is the template, whose end ends the kernel too
         IPKernelApp.launch_instance(argv=[*args, f"--IPKernelApp.parent_handle={os.getppid()}"])
         code = 0
     except SystemExit as exc:
@@ -130,93 +138,170 @@ def _become_kernel(request: dict[str, Any], fds: Iterable[int]) -> None:
         os._exit(code)
 
 
-def serve(req_fd: int, resp_fd: int) -> None:
-    """The template's loop: a JSON line per request on ``req_fd``, a JSON line per answer on ``resp_fd``.
+def _handle(request: dict[str, Any], fds: list[int]) -> dict[str, Any]:
+    if "preload" in request:
+        error = _preload(request["preload"])
+        return {"ok": True, "errors": [error] if error else []}
+    if threading.active_count() > 1:  # forking a threaded process can deadlock the child
+        return {"error": f"template has {threading.active_count()} threads; not forking"}
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        return {"error": f"fork failed: {exc}"}
+    if pid == 0:
+        _become_kernel(request, fds)
+    return {"pid": pid}
 
-    ``{"preload": CODE}`` imports more; ``{"args": [...], "env": {...}, "cwd": PATH}`` forks a kernel and
-    answers its pid. End of file on ``req_fd`` (the runner is gone) ends the template."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle; it closes the pipe
+
+def serve(listen_fd: int, lifeline_fd: int) -> None:
+    """The template's loop over its unix socket (``listen_fd``, bound by the runner that started it).
+
+    Each connection is greeted with the template's pid, then sends JSON lines: ``{"preload": CODE}``
+    imports more; ``{"args": [...], "env": {...}, "cwd": PATH, "runner_pid": N}`` forks a kernel and
+    answers its pid. End of file on ``lifeline_fd`` (the process that started it is gone) ends the
+    template and removes its socket's folder."""
+    import selectors
+    import socket
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle; it closes the lifeline
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # kernels reaped by the system: no zombies
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")  # what ipykernel sets
+    listener = socket.socket(fileno=listen_fd)
     errors = [e for e in (_preload(line) for line in KERNEL_IMPORTS) if e]
-    _write_line(resp_fd, {"ready": True, "errors": errors})
-    buf = bytearray()
-    while True:
-        line = _read_line(req_fd, buf)
-        if line is None:
-            return
-        request = json.loads(line)
-        if "preload" in request:
-            error = _preload(request["preload"])
-            _write_line(resp_fd, {"ok": True, "errors": [error] if error else []})
-            continue
-        if threading.active_count() > 1:  # forking a threaded process can deadlock the child
-            _write_line(resp_fd, {"error": f"template has {threading.active_count()} threads; not forking"})
-            continue
-        try:
-            pid = os.fork()
-        except OSError as exc:
-            _write_line(resp_fd, {"error": f"fork failed: {exc}"})
-            continue
-        if pid == 0:
-            _become_kernel(request, (req_fd, resp_fd))
-        _write_line(resp_fd, {"pid": pid})
+    sel = selectors.DefaultSelector()
+    sel.register(lifeline_fd, selectors.EVENT_READ, None)
+    sel.register(listener, selectors.EVENT_READ, None)
+    buffers: dict[socket.socket, bytearray] = {}
+    try:
+        while True:
+            for key, _ in sel.select():
+                if key.fileobj == lifeline_fd:
+                    if not os.read(lifeline_fd, 4096):
+                        return
+                elif key.fileobj is listener:
+                    conn, _ = listener.accept()
+                    conn.sendall(_line({"template": os.getpid(), "errors": errors}))
+                    buffers[conn] = bytearray()
+                    sel.register(conn, selectors.EVENT_READ, None)
+                else:
+                    conn = key.fileobj  # type: ignore[assignment]
+                    chunk = conn.recv(1 << 20)
+                    if not chunk:
+                        sel.unregister(conn)
+                        conn.close()
+                        del buffers[conn]
+                        continue
+                    buf = buffers[conn]
+                    buf += chunk
+                    while b"\n" in buf:
+                        line, _, rest = bytes(buf).partition(b"\n")
+                        buf[:] = rest
+                        fds = [sel.fileno(), lifeline_fd, listener.fileno(), *(c.fileno() for c in buffers)]
+                        with contextlib.suppress(OSError):  # a client gone meanwhile
+                            conn.sendall(_line(_handle(json.loads(line), fds)))
+    finally:
+        path = listener.getsockname()
+        if isinstance(path, str) and path:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+                os.rmdir(os.path.dirname(path))
 
 
 # --- the runner's side ------------------------------------------------------------------------------
 class Template:
-    """A running template process and the pipe pair to it (one request at a time)."""
+    """A connection to a template process (one request at a time per connection). :meth:`start` starts one
+    owned by this process; :meth:`connect` joins one another process started (``PAYOPS_KERNEL_TEMPLATE``)."""
 
-    def __init__(self) -> None:
-        req_r, self._req_w = os.pipe()
-        self._resp_r, resp_w = os.pipe()
+    def __init__(self, path: str, *, proc: subprocess.Popen[bytes] | None = None, lifeline: int | None = None,
+                 folder: str | None = None) -> None:
+        import socket
+
+        self.path = path
+        self._proc = proc
+        self._lifeline = lifeline
+        self._folder = folder
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "payops.kernelfork", str(req_r), str(resp_w)],
-                stdin=subprocess.DEVNULL, pass_fds=(req_r, resp_w), close_fds=True)
-        except BaseException:
-            for fd in (self._req_w, self._resp_r):
-                os.close(fd)
+            self._sock.connect(path)
+        except OSError:
+            self._sock.close()
             raise
-        finally:
-            os.close(req_r)
-            os.close(resp_w)
         self._buf = bytearray()
         self._lock = threading.Lock()
+        self._pid: int | None = proc.pid if proc is not None else None
         self._ready = False
-        self._owed = 1  # the template's "ready" line
+        self._owed = 1  # the template's greeting
         self._preloaded: set[str] = set()
         self.closed = False
 
+    @classmethod
+    def start(cls) -> Template:
+        """A new template process, owned by this one: it ends when this process ends."""
+        import socket
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="payops-kt-")  # 0700: only this user may ask it for kernels
+        path = os.path.join(folder, "template.sock")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        lifeline_r, lifeline_w = os.pipe()
+        try:
+            listener.bind(path)
+            listener.listen(64)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "payops.kernelfork", str(listener.fileno()), str(lifeline_r)],
+                stdin=subprocess.DEVNULL, pass_fds=(listener.fileno(), lifeline_r), close_fds=True)
+        except BaseException:
+            os.close(lifeline_w)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+                os.rmdir(folder)
+            raise
+        finally:
+            listener.close()
+            os.close(lifeline_r)
+        return cls(path, proc=proc, lifeline=lifeline_w, folder=folder)
+
+    @classmethod
+    def connect(cls, path: str) -> Template:
+        """Join the template listening at ``path`` (started by another process)."""
+        return cls(path)
+
     @property
     def pid(self) -> int:
-        return self._proc.pid
+        """The template process's pid (the greeting's, for a joined one)."""
+        if self._pid is None:
+            self._ask(None)
+        assert self._pid is not None
+        return self._pid
 
     def _answer(self, timeout: float) -> dict[str, Any]:
         while b"\n" not in self._buf:
-            ready, _, _ = select.select([self._resp_r], [], [], timeout)
+            ready, _, _ = select.select([self._sock], [], [], timeout)
             if not ready:
-                raise TemplateUnavailable(f"kernel template (pid {self.pid}) did not answer within {timeout:.0f} s")
-            chunk = os.read(self._resp_r, 65536)
+                raise TemplateUnavailable(f"kernel template at {self.path} did not answer within {timeout:.0f} s")
+            chunk = self._sock.recv(1 << 20)
             if not chunk:
-                raise TemplateUnavailable(f"kernel template (pid {self.pid}) exited ({self._proc.poll()})")
+                raise TemplateUnavailable(f"kernel template at {self.path} closed the connection")
             self._buf += chunk
         line, _, rest = bytes(self._buf).partition(b"\n")
         self._buf[:] = rest
-        return json.loads(line)
+        answer: dict[str, Any] = json.loads(line)
+        if "template" in answer:
+            self._pid = int(answer["template"])
+        return answer
 
     def _ask(self, request: dict[str, Any] | None, timeout: float = READY_TIMEOUT) -> dict[str, Any]:
         """Send ``request`` (None: nothing new) and read every answer still owed; the last one. Requests
-        queue in the pipe: the template works through them in order while the runner goes on."""
+        queue in the socket: the template works through them in order while the runner goes on."""
         if self.closed:
             raise TemplateUnavailable("kernel template closed")
         try:
             if request is not None:
-                _write_line(self._req_w, request)
+                self._sock.sendall(_line(request))
                 self._owed += 1
             answer: dict[str, Any] = {}
             while self._owed:
-                # the first answer (ready) comes after the template's own imports: a longer wait
+                # the greeting comes after the template's own imports: a longer wait
                 answer = self._answer(READY_TIMEOUT if not self._ready or self._owed > 1 else timeout)
                 self._ready = True
                 self._owed -= 1
@@ -224,6 +309,16 @@ class Template:
         except (OSError, ValueError, TemplateUnavailable) as exc:
             self.close()
             raise TemplateUnavailable(str(exc)) from exc
+
+    def _send(self, request: dict[str, Any]) -> None:
+        if self.closed:
+            raise TemplateUnavailable("kernel template closed")
+        try:
+            self._sock.sendall(_line(request))
+        except OSError as exc:
+            self.close()
+            raise TemplateUnavailable(str(exc)) from exc
+        self._owed += 1
 
     def preload(self, lines: Iterable[str], *, wait: bool = True) -> None:
         """Have the template import these statements (once each) before it forks the next kernel;
@@ -237,53 +332,64 @@ class Template:
                 else:
                     self._send({"preload": "\n".join(new)})
 
-    def _send(self, request: dict[str, Any]) -> None:
-        if self.closed:
-            raise TemplateUnavailable("kernel template closed")
-        try:
-            _write_line(self._req_w, request)
-        except OSError as exc:
-            self.close()
-            raise TemplateUnavailable(str(exc)) from exc
-        self._owed += 1
-
     def fork(self, args: list[str], env: dict[str, str], cwd: str) -> int:
-        """A new kernel process running ``ipykernel_launcher ARGS``; its pid."""
+        """A new kernel process running ``ipykernel_launcher ARGS``; its pid. It ends with this process
+        (it watches this pid) and with the template (its parent)."""
         with self._lock:
-            answer = self._ask({"args": args, "env": env, "cwd": cwd}, timeout=30.0)
+            answer = self._ask({"args": args, "env": env, "cwd": cwd, "runner_pid": os.getpid()}, timeout=30.0)
         if "pid" not in answer:
             raise TemplateUnavailable(answer.get("error", f"unexpected answer {answer!r}"))
         return int(answer["pid"])
 
     def close(self) -> None:
-        """End the template (its kernels end with it within a second unless already stopped)."""
+        """Leave the template; one this process started ends (its kernels end with it within a second
+        unless already stopped)."""
         if self.closed:
             return
         self.closed = True
-        for fd in (self._req_w, self._resp_r):
+        with contextlib.suppress(OSError):
+            self._sock.close()
+        if self._lifeline is not None:
             with contextlib.suppress(OSError):
-                os.close(fd)
-        try:
-            self._proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+                os.close(self._lifeline)
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        if self._folder is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+            with contextlib.suppress(OSError):
+                os.rmdir(self._folder)
 
 
 _shared: Template | None = None
 _shared_lock = threading.Lock()
 
 
+def _new_template() -> Template:
+    joined = os.environ.get(ENV_TEMPLATE, "").strip()
+    if joined:
+        try:
+            return Template.connect(joined)
+        except OSError:  # gone: this process starts its own
+            pass
+    return Template.start()
+
+
 def shared_template(preload: Iterable[str] = (), *, wait: bool = True) -> Template | None:
-    """This process's template (started on first use) with ``preload`` imported; None when forking is off
-    or the template cannot be had — the caller then starts kernels the usual way."""
+    """This process's template (on first use: the one ``PAYOPS_KERNEL_TEMPLATE`` names, else one started
+    now) with ``preload`` imported; None when forking is off or no template can be had — the caller then
+    starts kernels the usual way."""
     global _shared
     if not enabled():
         return None
     with _shared_lock:
         if _shared is None or _shared.closed:
             try:
-                _shared = Template()
+                _shared = _new_template()
             except OSError:
                 return None
             atexit.register(_shared.close)
@@ -362,7 +468,11 @@ def _provisioner_class() -> type:
             if template is None or args is None:
                 return await super().launch_kernel(cmd, **kwargs)
             env = dict(kwargs.get("env") or os.environ)
-            env["JPY_PARENT_PID"] = str(template.pid)
+            try:
+                env["JPY_PARENT_PID"] = str(template.pid)
+            except TemplateUnavailable:
+                return await super().launch_kernel(cmd, **kwargs)
+            env[ENV_TEMPLATE] = template.path
             cwd = str(kwargs.get("cwd") or os.getcwd())
             try:
                 pid = template.fork(args, env, cwd)

@@ -44,13 +44,16 @@ def _run(km: KernelManager, code: str, timeout: float = 30) -> list[str]:
 
 
 @pytest.fixture()
-def fresh_template() -> Iterator[None]:
-    """This test's own template (a killed or threaded one must not outlive the test)."""
-    if kernelfork._shared is not None:
-        kernelfork._shared.close()
+def fresh_template(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This test's own template (a killed or threaded one must not outlive the test); the test process's
+    shared one is set aside and given back after."""
+    saved = kernelfork._shared
+    kernelfork._shared = None
+    monkeypatch.delenv(kernelfork.ENV_TEMPLATE, raising=False)
     yield
     if kernelfork._shared is not None:
         kernelfork._shared.close()
+    kernelfork._shared = saved
 
 
 def _forked_kernel(preload: tuple[str, ...] = ()) -> KernelManager:
@@ -146,35 +149,64 @@ def test_the_switch_turns_forking_off(monkeypatch: pytest.MonkeyPatch) -> None:
     assert km.provisioner is None
 
 
-def test_a_killed_runner_takes_its_template_and_kernels_with_it(tmp_path: Path) -> None:
-    """SIGKILL the process that forked kernels: the template reads end-of-file and exits, and its
-    kernels see their parent gone and exit (ipykernel's parent poller) — nothing is left running."""
-    script = textwrap.dedent("""\
-        import json, sys
-        from jupyter_client.manager import KernelManager
-        from payops import kernelfork
-        kms = []
-        for _ in range(2):
-            km = KernelManager(kernel_name="python3")
-            assert kernelfork.attach(km)
-            km.start_kernel(extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
-            kc = km.client(); kc.start_channels(); kc.wait_for_ready(timeout=60); kc.stop_channels()
-            kms.append(km)
-        print(json.dumps({"template": kernelfork._shared.pid, "kernels": [km.provisioner.pid for km in kms]}),
-              flush=True)
-        import time; time.sleep(600)
-        """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+RUNNER = textwrap.dedent("""\
+    import json, sys
+    from jupyter_client.manager import KernelManager
+    from payops import kernelfork
+    kms = []
+    for _ in range(2):
+        km = KernelManager(kernel_name="python3")
+        assert kernelfork.attach(km)
+        km.start_kernel(extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+        kc = km.client(); kc.start_channels(); kc.wait_for_ready(timeout=60); kc.stop_channels()
+        kms.append(km)
+    print(json.dumps({"template": kernelfork._shared.pid, "kernels": [km.provisioner.pid for km in kms]}),
+          flush=True)
+    import time; time.sleep(600)
+    """)
+
+
+def _killed_runner(tmp_path: Path, env: dict[str, str]) -> dict:
+    """Start RUNNER (two forked kernels), SIGKILL it; its pids."""
+    proc = subprocess.Popen([sys.executable, "-c", RUNNER], stdout=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
     try:
         pids = json.loads(proc.stdout.readline())
     finally:
         proc.kill()
         proc.wait()
-    left = [pids["template"], *pids["kernels"]]
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        left = [p for p in left if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-        if not left:
-            break
+    return pids
+
+
+def _gone(pids: list[int], within: float = 15) -> list[int]:
+    """The pids still running after ``within`` seconds (zombies count as gone)."""
+    deadline = time.monotonic() + within
+    while True:
+        left = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        if not left or time.monotonic() > deadline:
+            return left
         time.sleep(0.2)
-    assert left == []
+
+
+def test_a_killed_runner_takes_its_template_and_kernels_with_it(tmp_path: Path) -> None:
+    """SIGKILL the process that forked kernels from its own template: the template reads end-of-file and
+    exits, and the kernels end with their runner — nothing is left running."""
+    env = {k: v for k, v in os.environ.items() if k != kernelfork.ENV_TEMPLATE}
+    pids = _killed_runner(tmp_path, env)
+    assert _gone([pids["template"], *pids["kernels"]]) == []
+
+
+def test_a_killed_runner_that_joined_a_template_takes_its_kernels_not_the_template(
+        fresh_template: None, tmp_path: Path) -> None:
+    """A runner that joined another process's template (``PAYOPS_KERNEL_TEMPLATE``) and is SIGKILLed: its
+    kernels end (each watches its runner), the template goes on serving the others."""
+    template = kernelfork.shared_template()
+    assert template is not None
+    pids = _killed_runner(tmp_path, os.environ | {kernelfork.ENV_TEMPLATE: template.path})
+    assert pids["template"] == template.pid  # joined, not started its own
+    assert _gone(pids["kernels"]) == []
+    assert _gone([template.pid], within=0) == [template.pid]
+    km = _forked_kernel()  # and still forks
+    try:
+        assert json.loads("".join(_run(km, PROBE)))["ppid"] == template.pid
+    finally:
+        km.shutdown_kernel(now=True)
