@@ -52,6 +52,8 @@ incident-demo: install ## a checkout incident offline from alert to close (sandb
 	$(PY) -m payops.incident.demo
 
 test: install browser ## run every test (unit, database on SQLite and PostgreSQL, notebooks via nbval, e2e)
+	@# byte-compiled once here: hundreds of test processes would each compile payops again (PYTHONDONTWRITEBYTECODE)
+	@$(PY) -m compileall -q -j 0 lib tests >/dev/null
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=25 $(PYTEST_ARGS)
 
 test-nb: install ## execute the runbook notebooks against the sandbox and validate them with nbval

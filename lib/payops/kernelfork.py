@@ -14,10 +14,15 @@ Plugged in as a Jupyter kernel provisioner (:class:`ForkProvisioner`, a ``LocalP
 asks the template), so jupyter_client, nbclient and papermill drive the kernel exactly as any other: its
 connection file, signals (interrupt, kill) to its process group, polling through a pidfd.
 
-Lifetime: the template lives as long as the process that started it. When that process ends — even by
-SIGKILL — the template reads end-of-file on its request pipe and exits; its kernels then see their parent
-gone (ipykernel's parent poller, ``parent_handle`` = the template) and exit within a second, as kernels of
-a killed runner always did.
+Sharing: the template listens on a unix socket in a private (0700) folder. Every kernel it forks gets the
+socket's path in ``PAYOPS_KERNEL_TEMPLATE``, so a runner inside a kernel (the rehearsal runs the SOP from its
+notebooks) joins the same template instead of starting another; any process with the variable set does the
+same (the test suite sets it for the CLI processes it starts).
+
+Lifetime: every kernel watches the pid of the runner that asked for it (a pidfd, on a thread of its own)
+and exits when that runner ends — SIGKILL included — as kernels of a killed runner always did. The template
+ends when the process that started it ends (end-of-file on a lifeline pipe) and removes its socket; its
+kernels then also see their parent gone (ipykernel's parent poller, ``parent_handle`` = the template).
 
 ``PAYOPS_KERNEL_FORK=0`` turns it off (every kernel started with ``python -m ipykernel_launcher``); it is off
 by itself where ``fork``/``pidfd_open`` are missing (not Linux) and whenever the template cannot start or
