@@ -8,16 +8,21 @@ Measured in the same run, alternating, REPEAT times each (medians):
   its own process, SQLite): preflight, the run created, five steps executed through the runner, every
   notebook rendered to HTML, the folder sealed into the chain;
 - ``runbook_sequential``: the same with no kernel started ahead (``pipeline.LOOKAHEAD = 0``): each step
-  waits for its own kernel start and warm-up, as before the pipeline.
+  waits for its own kernel start and warm-up, as before the pipeline;
+- ``runbook_unforked``: the same with kernels started the usual way (``PAYOPS_KERNEL_FORK=0``), not forked
+  from the kernel template (:mod:`payops.kernelfork`). Every runbook run starts its own template, as each
+  ``payops`` command does (none is kept from one run to the next).
 
 Where the time goes (from the runbook runs, medians): the runner's phases (preflight + run creation,
 waiting for a kernel to answer — its start and warm-up not hidden behind the previous step —, the
 notebooks' cells, the runner's database writes, waiting for HTML at the end, shutting the kernels down,
 sealing), the HTML rendering done in the background in total, and — measured once per step in a fresh
 kernel — what the step's imports cost in a kernel (paid now in the warm-up, off the critical path).
-Target: ``runbook`` within 1.5x of ``floor`` (wall time). The CPU time each side spends (this process and
-its kernels) is reported next to it: on a shared host wall time swings with the neighbours, and the
-pipeline trades idle waiting for work done in parallel, which only pays where a core is free.
+Target: ``runbook`` within 1.5x of ``floor`` (wall time). The CPU time each side spends is reported next to
+it — the whole machine's busy time during the measurement (``/proc/stat``; forked kernels are not this
+process's children, so its rusage would miss them): meaningful on an idle host only. On a shared host wall
+time swings with the neighbours, and the pipeline trades idle waiting for work done in parallel, which only
+pays where a core is free.
 Results: ``bench/results/runbook.json``.
 """
 
@@ -65,9 +70,15 @@ def _trivial_notebooks(folder: Path) -> list[Path]:
 
 
 def _cpu() -> float:
-    """CPU seconds (user + system) of this process and its finished children (the kernels)."""
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    """Busy CPU seconds of the whole machine so far (``/proc/stat``; this process and its finished children
+    where there is none)."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in fields[:7])
+        return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _floor(notebooks: list[Path], out: Path) -> tuple[float, float]:
@@ -135,8 +146,11 @@ FLAGS = {"studio_id": demo_data.STUDIO_A.studio_id, "studio_name": "Test Studio 
 
 
 def _runbook(n: int) -> tuple[float, dict[str, float]]:
-    from payops import manual
+    from payops import kernelfork, manual
 
+    if kernelfork._shared is not None:  # each run starts its own kernel template, as a `payops` command does
+        kernelfork._shared.close()
+        kernelfork._shared = None
     with _instrumented() as phases:
         c0, t0 = _cpu(), time.perf_counter()
         outcome = manual.run_manual_payout(FLAGS | {"incident_id": f"INC-BENCH-{n}"}, console=None)
@@ -193,7 +207,8 @@ def main() -> dict[str, Any]:
     port = free_port()
     proc = _start_server(port)
     tmp = Path(tempfile.mkdtemp(prefix="payops-bench-runbook-"))
-    floors, runbooks, sequential, phases = [], [], [], defaultdict(list)
+    floors, runbooks, sequential, unforked, phases = [], [], [], [], defaultdict(list)
+    os.environ.pop("PAYOPS_KERNEL_TEMPLATE", None)
     try:
         _environment(f"http://127.0.0.1:{port}", tmp)
         trivial = _trivial_notebooks(tmp)
@@ -212,19 +227,29 @@ def main() -> dict[str, Any]:
                 sequential.append(_runbook(2 * i + 2)[0])
             finally:
                 pipeline.LOOKAHEAD = saved
+            os.environ["PAYOPS_KERNEL_FORK"] = "0"
+            try:
+                c0 = _cpu()
+                unforked.append(_runbook(2 * i + 100)[0])
+                phases["unforked: CPU (runner + kernels)"].append(_cpu() - c0)
+            finally:
+                os.environ.pop("PAYOPS_KERNEL_FORK", None)
             console.print(f"  round {i + 1}/{REPEAT}: floor {floors[-1]:.2f}s · runbook {runbooks[-1]:.2f}s · "
-                          f"no kernel ahead {sequential[-1]:.2f}s")
+                          f"no kernel ahead {sequential[-1]:.2f}s · kernels not forked {unforked[-1]:.2f}s")
         imports = _step_imports(tmp)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    floor, runbook, seq = (statistics.median(x) for x in (floors, runbooks, sequential))
+    floor, runbook, seq, unf = (statistics.median(x) for x in (floors, runbooks, sequential, unforked))
     results: dict[str, Any] = {
         "repeat": REPEAT, "lookahead": pipeline.LOOKAHEAD, "cpu_count": os.cpu_count(),
         "floor_s": round(floor, 2), "runbook_s": round(runbook, 2), "runbook_no_kernel_ahead_s": round(seq, 2),
+        "runbook_kernels_not_forked_s": round(unf, 2),
         "ratio": round(runbook / floor, 2), "ratio_no_kernel_ahead": round(seq / floor, 2),
+        "ratio_kernels_not_forked": round(unf / floor, 2),
         "all_s": {"floor": [round(x, 2) for x in floors], "runbook": [round(x, 2) for x in runbooks],
-                  "runbook_no_kernel_ahead": [round(x, 2) for x in sequential]},
+                  "runbook_no_kernel_ahead": [round(x, 2) for x in sequential],
+                  "runbook_kernels_not_forked": [round(x, 2) for x in unforked]},
         "where_runbook_s": {k: round(statistics.median(v), 2) for k, v in phases.items()},
         "step_imports_in_a_kernel_s": imports, "target_ratio": TARGET_RATIO, "load_average": os.getloadavg(),
     }
@@ -233,6 +258,7 @@ def main() -> dict[str, Any]:
     table.add_row("floor: papermill, 5 trivial notebooks", f"{floor:.2f}", "1.00")
     table.add_row("runbook (kernels started ahead)", f"{runbook:.2f}", f"{runbook / floor:.2f}")
     table.add_row("runbook, no kernel started ahead", f"{seq:.2f}", f"{seq / floor:.2f}")
+    table.add_row("runbook, kernels not forked (PAYOPS_KERNEL_FORK=0)", f"{unf:.2f}", f"{unf / floor:.2f}")
     console.print(table)
     where = Table("runbook phase", "seconds (median)", title="where the runbook's time goes")
     for k, v in results["where_runbook_s"].items():
