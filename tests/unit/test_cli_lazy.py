@@ -5,14 +5,12 @@ families themselves say (structural tests: module sets, never timings)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from cli_probe import imported, modules_after
 from payops import __version__
 from payops.cli import FAMILIES, app
 from payops.cli_lazy import load_family
@@ -21,35 +19,13 @@ HEAVY = ("pandas", "papermill", "nbconvert", "matplotlib", "duckdb", "payops.san
 FAMILY_MODULES = sorted({f.module for f in FAMILIES.values()})
 
 
-def _modules_after(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str, set[str]]:
-    """Run ``payops ARGS`` in a fresh interpreter; its exit code, output and every module it imported."""
-    probe = (
-        "import json, sys\n"
-        "from payops.cli import main\n"
-        f"sys.argv = ['payops', *{args!r}]\n"
-        "code = 0\n"
-        "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code or 0\n"
-        "print('\\n@@MODULES@@' + json.dumps(sorted(sys.modules)))\n"
-        "sys.exit(code)\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "COLUMNS": "120", **(env or {})}, check=False)
-    out, _, mods = proc.stdout.rpartition("\n@@MODULES@@")
-    assert mods, proc.stdout + proc.stderr
-    return proc.returncode, out + proc.stderr, set(json.loads(mods))
-
-
-def _imported(modules: set[str], name: str) -> bool:
-    return name in modules or any(m.startswith(name + ".") for m in modules)
-
-
 def test_root_help_imports_no_family_and_nothing_heavy() -> None:
-    code, out, modules = _modules_after(["--help"])
+    code, out, modules = modules_after(["--help"])
     assert code == 0 and "payout-cycle" in out and "manual-payout" in out
-    assert [m for m in HEAVY if _imported(modules, m)] == []
+    assert [m for m in HEAVY if imported(modules, m)] == []
     assert [m for m in FAMILY_MODULES if m in modules] == []
     # nothing of the database or Stripe stack either: the help is Typer, Rich and the registry
-    assert [m for m in ("sqlalchemy", "stripe", "pydantic", "payops.db") if _imported(modules, m)] == []
+    assert [m for m in ("sqlalchemy", "stripe", "pydantic", "payops.db") if imported(modules, m)] == []
 
 
 def test_runs_list_imports_nothing_heavy(tmp_path: Path) -> None:
@@ -58,19 +34,19 @@ def test_runs_list_imports_nothing_heavy(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'payops.db'}"
     db.upgrade(url)
     db.dispose_engines()
-    code, out, modules = _modules_after(["runs", "list", "--format", "json"], {"PAYOPS_DATABASE_URL": url})
+    code, out, modules = modules_after(["runs", "list", "--format", "json"], {"PAYOPS_DATABASE_URL": url})
     assert code == 0 and json.loads(out) == []
-    assert [m for m in HEAVY if _imported(modules, m)] == []
+    assert [m for m in HEAVY if imported(modules, m)] == []
     assert [m for m in FAMILY_MODULES if m in modules] == []
-    assert not _imported(modules, "stripe")
+    assert not imported(modules, "stripe")
 
 
 def test_a_family_command_imports_its_family_only() -> None:
-    code, out, modules = _modules_after(["schedule", "next", "--count", "1"])
+    code, out, modules = modules_after(["schedule", "next", "--count", "1"])
     assert code == 0 and "upcoming slots" in out
     assert "payops.scheduler.cli" in modules
     assert [m for m in FAMILY_MODULES if m in modules] == ["payops.scheduler.cli"]
-    assert [m for m in HEAVY if _imported(modules, m)] == []
+    assert [m for m in HEAVY if imported(modules, m)] == []
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))
@@ -108,7 +84,7 @@ def test_a_typo_of_a_lazy_family_is_suggested() -> None:
 def test_version() -> None:
     res = CliRunner().invoke(app, ["--version"])
     assert res.exit_code == 0 and res.stdout.strip() == f"payops {__version__}"
-    code, out, _ = _modules_after(["--version"])
+    code, out, _ = modules_after(["--version"])
     assert code == 0 and out.strip() == f"payops {__version__}"
 
 

@@ -6,7 +6,6 @@ pydantic-free coercion that keeps Typer's adapters out answers exactly as Typer'
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Annotated, Any
 import pytest
 import typer
 
+from cli_probe import imported, modules_after
 from payops import demo_data
 from payops.cli_lazy import _plain, plain_coercion
 
@@ -26,26 +26,8 @@ HEAVY = ("sqlalchemy.orm", "payops.db.models", "payops.runner", "payops.runstate
          "pandas", "typer._adapters")
 
 
-def _modules_after(args: list[str], env: dict[str, str]) -> tuple[int, str, set[str]]:
-    """Run ``payops ARGS`` in a fresh interpreter; its exit code, output and every module it imported."""
-    probe = (
-        "import json, sys\n"
-        "from payops.cli import main\n"
-        f"sys.argv = ['payops', *{args!r}]\n"
-        "code = 0\n"
-        "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code or 0\n"
-        "print('\\n@@MODULES@@' + json.dumps(sorted(sys.modules)))\n"
-        "sys.exit(code)\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "COLUMNS": "120", **env}, check=False)
-    out, _, mods = proc.stdout.rpartition("\n@@MODULES@@")
-    assert mods, proc.stdout + proc.stderr
-    return proc.returncode, out + proc.stderr, set(json.loads(mods))
-
-
 def _heavy(modules: set[str]) -> list[str]:
-    return [h for h in HEAVY if h in modules or any(m.startswith(h + ".") for m in modules)]
+    return [h for h in HEAVY if imported(modules, h)]
 
 
 @pytest.fixture()
@@ -79,20 +61,20 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, st
 
 def test_approve_and_runs_list_show_import_nothing_heavy(world: tuple[dict[str, str], str, Path]) -> None:
     env, run_id, ops_key = world
-    code, out, modules = _modules_after(["approve", run_id, "--role", "ops", "--key", str(ops_key)], env)
+    code, out, modules = modules_after(["approve", run_id, "--role", "ops", "--key", str(ops_key)], env)
     assert code == 0 and "ops approval by Quick Ops" in out, out
     assert _heavy(modules) == []
 
-    code, out, modules = _modules_after(["runs", "list", "--format", "json"], env)
+    code, out, modules = modules_after(["runs", "list", "--format", "json"], env)
     assert code == 0 and [r["id"] for r in json.loads(out)] == [run_id]
     assert _heavy(modules) == []
 
-    code, out, modules = _modules_after(["runs", "show", run_id, "--format", "json"], env)
+    code, out, modules = modules_after(["runs", "show", run_id, "--format", "json"], env)
     assert code == 0 and [(a["role"], a["approver_id"], a["status"]) for a in json.loads(out)["approvals"]] == [
         ("ops", APPROVER, "signed")]
     assert _heavy(modules) == []
 
-    code, out, modules = _modules_after(["runs", "show", run_id], env)
+    code, out, modules = modules_after(["runs", "show", run_id], env)
     assert code == 0 and "signed" in out and "10-verify" in out, out
     assert _heavy(modules) == []
 
