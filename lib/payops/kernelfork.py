@@ -185,12 +185,17 @@ def serve(listen_fd: int, lifeline_fd: int) -> None:
                         return
                 elif key.fileobj is listener:
                     conn, _ = listener.accept()
-                    conn.sendall(_line({"template": os.getpid(), "errors": errors}))
                     buffers[conn] = bytearray()
                     sel.register(conn, selectors.EVENT_READ, None)
+                    with contextlib.suppress(OSError):  # a client gone at once: its recv says so
+                        conn.sendall(_line({"template": os.getpid(), "executable": sys.executable,
+                                            "errors": errors}))
                 else:
                     conn = key.fileobj  # type: ignore[assignment]
-                    chunk = conn.recv(1 << 20)
+                    try:
+                        chunk = conn.recv(1 << 20)
+                    except OSError:  # reset by a client killed mid-request: as if it closed
+                        chunk = b""
                     if not chunk:
                         sel.unregister(conn)
                         conn.close()
@@ -202,8 +207,12 @@ def serve(listen_fd: int, lifeline_fd: int) -> None:
                         line, _, rest = bytes(buf).partition(b"\n")
                         buf[:] = rest
                         fds = [sel.fileno(), lifeline_fd, listener.fileno(), *(c.fileno() for c in buffers)]
+                        try:
+                            answer = _handle(json.loads(line), fds)
+                        except (ValueError, KeyError, TypeError) as exc:  # a malformed request: said, not fatal
+                            answer = {"error": f"bad request: {type(exc).__name__}: {exc}"}
                         with contextlib.suppress(OSError):  # a client gone meanwhile
-                            conn.sendall(_line(_handle(json.loads(line), fds)))
+                            conn.sendall(_line(answer))
     finally:
         path = listener.getsockname()
         if isinstance(path, str) and path:
@@ -234,6 +243,7 @@ class Template:
         self._buf = bytearray()
         self._lock = threading.Lock()
         self._pid: int | None = proc.pid if proc is not None else None
+        self.executable = sys.executable if proc is not None else ""  # a joined one's comes with its greeting
         self._ready = False
         self._owed = 1  # the template's greeting
         self._preloaded: set[str] = set()
@@ -293,6 +303,7 @@ class Template:
         answer: dict[str, Any] = json.loads(line)
         if "template" in answer:
             self._pid = int(answer["template"])
+            self.executable = str(answer.get("executable", ""))
         return answer
 
     def _ask(self, request: dict[str, Any] | None, timeout: float = READY_TIMEOUT) -> dict[str, Any]:
@@ -477,6 +488,8 @@ def _provisioner_class() -> type:
                 env["JPY_PARENT_PID"] = str(template.pid)
             except TemplateUnavailable:
                 return await super().launch_kernel(cmd, **kwargs)
+            if os.path.realpath(template.executable) != os.path.realpath(sys.executable):
+                return await super().launch_kernel(cmd, **kwargs)  # another interpreter's (venv's) template
             env[ENV_TEMPLATE] = template.path
             cwd = str(kwargs.get("cwd") or os.getcwd())
             try:

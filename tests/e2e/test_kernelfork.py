@@ -210,3 +210,33 @@ def test_a_killed_runner_that_joined_a_template_takes_its_kernels_not_the_templa
         assert json.loads("".join(_run(km, PROBE)))["ppid"] == template.pid
     finally:
         km.shutdown_kernel(now=True)
+
+
+def test_a_bad_or_vanished_client_does_not_stop_the_template(fresh_template: None) -> None:
+    import socket
+
+    template = kernelfork.shared_template()
+    assert template is not None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
+        raw.connect(template.path)
+        reader = raw.makefile("rb")
+        assert json.loads(reader.readline())["template"] == template.pid
+        raw.sendall(b"not json\n")
+        assert json.loads(reader.readline())["error"].startswith("bad request")
+        raw.sendall(b'{"args": ["-f"')  # and gone mid-request
+    km = _forked_kernel()
+    try:
+        assert json.loads("".join(_run(km, PROBE)))["ppid"] == template.pid  # still forking
+    finally:
+        km.shutdown_kernel(now=True)
+
+
+def test_a_template_of_another_interpreter_is_not_used(fresh_template: None) -> None:
+    template = kernelfork.shared_template()
+    assert template is not None
+    template.executable = "/opt/another-venv/bin/python"  # as its greeting would say
+    km = _forked_kernel()
+    try:
+        assert json.loads("".join(_run(km, PROBE)))["ppid"] == os.getpid()  # started the usual way
+    finally:
+        km.shutdown_kernel(now=True)
