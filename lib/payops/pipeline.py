@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import shutil
 import tempfile
 import threading
@@ -141,6 +142,28 @@ def ensure_engine() -> str:
     return ENGINE_NAME
 
 
+IPC_PREFIX = "payops-k-"
+
+
+def remove_stale_socket_folders(folder: Path | None = None) -> list[Path]:
+    """Remove the kernel socket folders (``payops-k-PID-…`` in the temp folder) of runners that are gone —
+    killed before :meth:`StepKernels.close` could remove their own. Only this user's; the ones removed."""
+    removed = []
+    for path in Path(folder or tempfile.gettempdir()).glob(f"{IPC_PREFIX}*-*"):
+        pid = path.name[len(IPC_PREFIX):].split("-", 1)[0]
+        try:
+            if not pid.isdigit() or path.stat().st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)
+            continue  # its runner is alive
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        except OSError:  # gone meanwhile, or a pid we may not signal (alive)
+            continue
+    return removed
+
+
 class StepKernels:
     """The kernels of one execution's steps (in order), each started ``lookahead`` steps ahead.
 
@@ -172,7 +195,9 @@ class StepKernels:
         from jupyter_core.utils import run_sync
 
         if self._ipc_dir is None:
-            self._ipc_dir = Path(tempfile.mkdtemp(prefix="payops-k-"))  # 0700: this user's kernels only
+            remove_stale_socket_folders()
+            # 0700: this user's kernels only; named by this pid, so a later runner removes it if this one is killed
+            self._ipc_dir = Path(tempfile.mkdtemp(prefix=f"{IPC_PREFIX}{os.getpid()}-"))
         self._count += 1
         # Unix sockets in a private folder, not loopback TCP: no port picked here can be taken by another
         # process before the kernel binds it (a kernel that then dies leaves its step waiting a minute),

@@ -4,6 +4,7 @@ imports, HTML rendered behind — each step still its own notebook in its own fr
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -159,3 +160,14 @@ def test_a_kernel_that_cannot_start_fails_its_step_not_the_run_set_up(tmp_path: 
                 kernels.take("b")
     finally:
         pipeline.KERNEL_NAME = original
+
+
+def test_socket_folders_of_killed_runners_are_removed_by_the_next_one(tmp_path: Path) -> None:
+    dead = tmp_path / f"{pipeline.IPC_PREFIX}4194399-abc"  # above pid_max: no such process
+    alive = tmp_path / f"{pipeline.IPC_PREFIX}{os.getpid()}-def"
+    other = tmp_path / "payops-k-notapid"
+    for folder in (dead, alive, other):
+        folder.mkdir()
+        (folder / "k1-1").write_text("")
+    assert pipeline.remove_stale_socket_folders(tmp_path) == [dead]
+    assert not dead.exists() and alive.exists() and other.exists()
