@@ -31,11 +31,11 @@ from payops.db.models import Approval, Incident
 from payops.errors import ApprovalMissing, FieldProblem, ParamsInvalid, PayopsError
 from payops.incident.store import note
 from payops.params import canonical_sha256
+from payops.runrecords import SIGNED  # the approvals table's kind for a verified signature
 
 SOP = "checkout_incident"
 ROLE = "ops"
 MEANING = "Payments Ops approves this incident's live action, exactly as below."
-SIGNED = "sshsig"  # runstate.SIGNED: the approvals table's kind for a verified signature
 
 
 @dataclass(frozen=True)
