@@ -311,10 +311,9 @@ class Template:
         queue in the socket: the template works through them in order while the runner goes on."""
         if self.closed:
             raise TemplateUnavailable("kernel template closed")
+        if request is not None:
+            self._send(request)
         try:
-            if request is not None:
-                self._sock.sendall(_line(request))
-                self._owed += 1
             answer: dict[str, Any] = {}
             while self._owed:
                 # the greeting comes after the template's own imports: a longer wait
