@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -56,8 +57,14 @@ def fresh_template(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     kernelfork._shared = saved
 
 
+def _manager() -> KernelManager:
+    """A kernel manager on unix sockets in a folder of its own, as the runner's (pipeline.StepKernels): a
+    loopback port picked here could be taken by another test process before the kernel binds it."""
+    return KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(tempfile.mkdtemp(prefix="kf-")) / "k"))
+
+
 def _forked_kernel(preload: tuple[str, ...] = ()) -> KernelManager:
-    km = KernelManager(kernel_name="python3")
+    km = _manager()
     assert kernelfork.attach(km, preload)
     km.start_kernel(extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
     return km
@@ -144,18 +151,18 @@ def test_kernels_start_the_usual_way_when_the_template_cannot_fork(fresh_templat
 
 def test_the_switch_turns_forking_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PAYOPS_KERNEL_FORK", "0")
-    km = KernelManager(kernel_name="python3")
+    km = _manager()
     assert kernelfork.attach(km) is False
     assert km.provisioner is None
 
 
 RUNNER = textwrap.dedent("""\
-    import json, sys
+    import json, sys, tempfile
     from jupyter_client.manager import KernelManager
     from payops import kernelfork
     kms = []
     for _ in range(2):
-        km = KernelManager(kernel_name="python3")
+        km = KernelManager(kernel_name="python3", transport="ipc", ip=tempfile.mkdtemp() + "/k")
         assert kernelfork.attach(km)
         km.start_kernel(extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
         kc = km.client(); kc.start_channels(); kc.wait_for_ready(timeout=60); kc.stop_channels()
